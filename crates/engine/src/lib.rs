@@ -1,0 +1,501 @@
+//! # magpie-engine
+//!
+//! Magpie's keyspace as a library: binary-safe keys and values with client
+//! flags, a CAS version per write and optional expiry, split over logical
+//! databases and, within each, over shards behind their own locks.
+//!
+//! The engine is synchronous and knows nothing of sockets or protocols:
+//! every front door (RESP, memcached, HTTP) turns its requests into calls on
+//! [`Engine`] and [`Txn`]. All reads and writes of a key go through a [`Txn`],
+//! which holds the locks of the shards it touches; a multi-key operation locks
+//! its shards in ascending order, so it is atomic and cannot deadlock.
+//!
+//! ```
+//! use magpie_engine::{Engine, EngineConfig, now_ms};
+//!
+//! let engine = Engine::new(EngineConfig::default());
+//! let now = now_ms();
+//! engine.txn(0, &[b"greeting"], now).set(b"greeting", &[b"hello"], 0, None);
+//! let mut txn = engine.txn(0, &[b"greeting"], now);
+//! assert_eq!(txn.get(b"greeting").unwrap().value, b"hello");
+//! ```
+
+mod entry;
+pub mod glob;
+mod shard;
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use foldhash::fast::RandomState;
+use parking_lot::{Mutex, MutexGuard};
+
+pub use entry::{Meta, MAX_PART_LEN};
+use entry::Entry;
+use shard::Shard;
+
+/// Current wall-clock time in ms since the Unix epoch: the unit of every
+/// expiry the engine stores.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Sizing of an [`Engine`].
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Number of logical databases (Redis `SELECT 0..N-1`).
+    pub databases: usize,
+    /// Shards per database; rounded up to a power of two, at most 256.
+    pub shards: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        EngineConfig {
+            databases: 16,
+            shards: (cores * 4).clamp(8, 256),
+        }
+    }
+}
+
+/// A read-only view of a stored value and its metadata.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct View<'a> {
+    /// The stored bytes.
+    pub value: &'a [u8],
+    /// CAS, expiry and flags.
+    pub meta: Meta,
+}
+
+/// Counts kept by the engine for INFO / stats.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    /// Keys removed because their TTL passed (lazily or by the active cycle).
+    pub expired_keys: AtomicU64,
+}
+
+/// Per-database figures for INFO keyspace.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DbInfo {
+    /// Keys in the table (expired keys count until they are collected).
+    pub keys: usize,
+    /// Keys with a TTL.
+    pub expires: usize,
+}
+
+/// Memory held by the keyspace, as the engine accounts it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryInfo {
+    /// Bytes of entry allocations (headers, keys, values).
+    pub entries: usize,
+    /// Bytes of hash-table buckets.
+    pub tables: usize,
+}
+
+struct Db {
+    shards: Box<[Mutex<Shard>]>,
+}
+
+/// The keyspace: `databases` x `shards` hash tables plus the CAS counter.
+pub struct Engine {
+    dbs: Box<[Db]>,
+    shard_mask: usize,
+    hasher: RandomState,
+    next_cas: AtomicU64,
+    stats: EngineStats,
+}
+
+impl Engine {
+    /// Creates an empty keyspace.
+    pub fn new(config: EngineConfig) -> Engine {
+        let shards = config.shards.clamp(1, 256).next_power_of_two();
+        let dbs = (0..config.databases.max(1))
+            .map(|_| Db {
+                shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
+            })
+            .collect();
+        Engine {
+            dbs,
+            shard_mask: shards - 1,
+            hasher: RandomState::default(),
+            next_cas: AtomicU64::new(1),
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// Number of logical databases.
+    pub fn databases(&self) -> usize {
+        self.dbs.len()
+    }
+
+    /// Shards per database.
+    pub fn shards(&self) -> usize {
+        self.shard_mask + 1
+    }
+
+    /// Engine-wide counters.
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The table uses the low bits (bucket) and top 7 bits (tag) of the hash;
+    /// the shard is picked from bits 48.. so the two stay independent.
+    fn shard_of(&self, hash: u64) -> usize {
+        ((hash >> 48) as usize) & self.shard_mask
+    }
+
+    fn next_cas(&self) -> u64 {
+        self.next_cas.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Locks the shards holding `keys` in database `db` (in ascending shard
+    /// order) and returns a transaction over exactly those keys, evaluated at
+    /// time `now` (ms). Panics if `db` is out of range.
+    pub fn txn<K: AsRef<[u8]>>(&self, db: usize, keys: &[K], now: u64) -> Txn<'_> {
+        let shards = &self.dbs[db].shards;
+        let guards = if let [key] = keys {
+            let i = self.shard_of(self.hash(key.as_ref()));
+            Guards::One(i, shards[i].lock())
+        } else {
+            let mut idx: Vec<usize> = keys
+                .iter()
+                .map(|k| self.shard_of(self.hash(k.as_ref())))
+                .collect();
+            idx.sort_unstable();
+            idx.dedup();
+            Guards::Many(idx.into_iter().map(|i| (i, shards[i].lock())).collect())
+        };
+        Txn {
+            engine: self,
+            now,
+            guards,
+        }
+    }
+
+    /// Keys in database `db` (expired keys count until collected).
+    pub fn dbsize(&self, db: usize) -> usize {
+        self.db_info(db).keys
+    }
+
+    /// Key and TTL counts of database `db`.
+    pub fn db_info(&self, db: usize) -> DbInfo {
+        self.dbs[db].shards.iter().fold(DbInfo::default(), |acc, s| {
+            let s = s.lock();
+            DbInfo {
+                keys: acc.keys + s.len(),
+                expires: acc.expires + s.expires_len(),
+            }
+        })
+    }
+
+    /// Bytes held by entries and tables across all databases.
+    pub fn memory(&self) -> MemoryInfo {
+        let mut m = MemoryInfo::default();
+        for db in self.dbs.iter() {
+            for s in db.shards.iter() {
+                let s = s.lock();
+                m.entries += s.bytes();
+                m.tables += s.table_bytes();
+            }
+        }
+        m
+    }
+
+    /// Empties database `db`.
+    pub fn flush_db(&self, db: usize) {
+        for s in self.dbs[db].shards.iter() {
+            s.lock().clear();
+        }
+    }
+
+    /// Empties every database.
+    pub fn flush_all(&self) {
+        for db in 0..self.dbs.len() {
+            self.flush_db(db);
+        }
+    }
+
+    /// The active expiry cycle: removes keys whose TTL has passed at `now`,
+    /// at most `budget` per shard per call so a call's cost stays bounded.
+    /// Returns how many were removed; if that reached the budget anywhere,
+    /// calling again soon is worthwhile.
+    pub fn expire_cycle(&self, now: u64, budget: usize) -> usize {
+        let mut removed = 0;
+        for db in self.dbs.iter() {
+            for s in db.shards.iter() {
+                removed += s.lock().expire_due(now, budget);
+            }
+        }
+        self.stats
+            .expired_keys
+            .fetch_add(removed as u64, Ordering::Relaxed);
+        removed
+    }
+
+    /// Calls `f` with every key of `db` that is live at `now`, locking one
+    /// shard at a time (so the result is not a point-in-time snapshot, as in
+    /// Redis it is not either across a long KEYS).
+    pub fn for_each_key(&self, db: usize, now: u64, mut f: impl FnMut(&[u8])) {
+        for s in self.dbs[db].shards.iter() {
+            s.lock().for_each_live(now, |e| f(e.key()));
+        }
+    }
+
+    /// One step of a SCAN over `db`: visits buckets from `cursor` until at
+    /// least `count` entries were examined or the keyspace ends, calling `f`
+    /// with each live key. Returns the next cursor (0 when the scan is done).
+    ///
+    /// Cursor bits: shard (8) | shard table epoch (16) | bucket (40). Entries
+    /// never move within an epoch, so every key present for the whole scan is
+    /// returned; if the shard's table was resized or rehashed since the cursor
+    /// was issued, that shard is restarted (keys may repeat, as Redis allows).
+    pub fn scan(
+        &self,
+        db: usize,
+        cursor: u64,
+        count: usize,
+        now: u64,
+        mut f: impl FnMut(&[u8], View<'_>),
+    ) -> u64 {
+        const BUCKET_BITS: u32 = 40;
+        let mut shard = (cursor >> 56) as usize;
+        let mut epoch = ((cursor >> BUCKET_BITS) & 0xffff) as u16;
+        let mut bucket = (cursor & ((1 << BUCKET_BITS) - 1)) as usize;
+        if shard > self.shard_mask {
+            return 0;
+        }
+        let count = count.max(1);
+        let mut examined = 0;
+        while shard <= self.shard_mask {
+            let s = self.dbs[db].shards[shard].lock();
+            if bucket != 0 && s.epoch() != epoch {
+                bucket = 0;
+            }
+            epoch = s.epoch();
+            let n = s.num_buckets();
+            while bucket < n {
+                if let Some(e) = s.bucket(bucket) {
+                    examined += 1;
+                    if !e.is_expired(now) {
+                        f(
+                            e.key(),
+                            View {
+                                value: e.value(),
+                                meta: e.meta(),
+                            },
+                        );
+                    }
+                }
+                bucket += 1;
+                if examined >= count && bucket < n {
+                    return ((shard as u64) << 56) | ((epoch as u64) << BUCKET_BITS) | bucket as u64;
+                }
+            }
+            drop(s);
+            shard += 1;
+            bucket = 0;
+            epoch = 0;
+            if examined >= count && shard <= self.shard_mask {
+                return (shard as u64) << 56;
+            }
+        }
+        0
+    }
+
+    /// A random live key of `db`, or None when it has none.
+    pub fn random_key(&self, db: usize, now: u64) -> Option<Vec<u8>> {
+        let shards = &self.dbs[db].shards;
+        let start = self.random() as usize;
+        for step in 0..shards.len() {
+            let s = shards[(start + step) & self.shard_mask].lock();
+            if s.len() == 0 {
+                continue;
+            }
+            let n = s.num_buckets();
+            // sample buckets; fall back to a walk if the shard is mostly expired
+            for _ in 0..64 {
+                if let Some(e) = s.bucket(self.random() as usize % n) {
+                    if !e.is_expired(now) {
+                        return Some(e.key().to_vec());
+                    }
+                }
+            }
+            let mut found = None;
+            s.for_each_live(now, |e| {
+                if found.is_none() {
+                    found = Some(e.key().to_vec())
+                }
+            });
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
+    fn random(&self) -> u64 {
+        // a fresh seeded hash of a counter: good enough for sampling, no dependency
+        self.hasher.hash_one(self.next_cas.load(Ordering::Relaxed) ^ now_ms())
+    }
+}
+
+enum Guards<'a> {
+    One(usize, MutexGuard<'a, Shard>),
+    Many(Vec<(usize, MutexGuard<'a, Shard>)>),
+}
+
+/// Exclusive access to the keys an operation named when it began.
+///
+/// Every method takes a key; the key must be one of those passed to
+/// [`Engine::txn`] (or live in the same shard), otherwise the call panics.
+/// Writes here are the only way the keyspace changes, which is where
+/// persistence and replication hook in.
+pub struct Txn<'a> {
+    engine: &'a Engine,
+    now: u64,
+    guards: Guards<'a>,
+}
+
+impl<'a> Txn<'a> {
+    /// The time (ms) this transaction evaluates expiry against.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    fn shard(&mut self, key: &[u8]) -> (u64, &mut Shard, &'a Engine) {
+        let engine = self.engine;
+        let hash = engine.hash(key);
+        let want = engine.shard_of(hash);
+        let shard = match &mut self.guards {
+            Guards::One(i, g) if *i == want => &mut **g,
+            Guards::Many(v) => match v.iter_mut().find(|(i, _)| *i == want) {
+                Some((_, g)) => &mut **g,
+                None => panic!("key outside the transaction's shards"),
+            },
+            Guards::One(..) => panic!("key outside the transaction's shards"),
+        };
+        (hash, shard, engine)
+    }
+
+    /// The live value of `key`, if any (an expired key is removed here).
+    pub fn get(&mut self, key: &[u8]) -> Option<View<'_>> {
+        let now = self.now;
+        let (hash, shard, engine) = self.shard(key);
+        let (found, expired) = shard.get(hash, key, now);
+        if expired {
+            engine.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
+        }
+        found.map(|e| View {
+            value: e.value(),
+            meta: e.meta(),
+        })
+    }
+
+    /// True when `key` holds a live value.
+    pub fn exists(&mut self, key: &[u8]) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Stores the concatenation of `parts` under `key` with the given client
+    /// flags and absolute expiry (ms), replacing any previous value. An expiry
+    /// at or before now deletes the key instead. Returns the new CAS (0 if the
+    /// key was deleted).
+    pub fn set(&mut self, key: &[u8], parts: &[&[u8]], flags: u32, expire_at: Option<u64>) -> u64 {
+        let len = parts.iter().map(|p| p.len()).sum();
+        self.set_with(key, len, flags, expire_at, |dst| {
+            let mut at = 0;
+            for p in parts {
+                dst[at..at + p.len()].copy_from_slice(p);
+                at += p.len();
+            }
+        })
+    }
+
+    /// Like [`Txn::set`], with a value of `len` bytes written by `fill` into a
+    /// zeroed buffer (so a new value can be made from the old one in place).
+    pub fn set_with(
+        &mut self,
+        key: &[u8],
+        len: usize,
+        flags: u32,
+        expire_at: Option<u64>,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> u64 {
+        if matches!(expire_at, Some(t) if t <= self.now) {
+            self.remove(key);
+            return 0;
+        }
+        let (hash, shard, engine) = self.shard(key);
+        let cas = engine.next_cas();
+        let meta = Meta {
+            cas,
+            expire_at,
+            flags,
+        };
+        let entry = Entry::build_with(key, len, meta, fill);
+        shard.insert(&engine.hasher, hash, entry);
+        cas
+    }
+
+    /// Rewrites the value of an existing live `key`, keeping its flags and
+    /// expiry: `fill` receives the old value and a zeroed buffer of `len`
+    /// bytes. Returns the new CAS, or None when the key is absent.
+    pub fn rewrite(&mut self, key: &[u8], len: usize, fill: impl FnOnce(&[u8], &mut [u8])) -> Option<u64> {
+        let now = self.now;
+        let (hash, shard, engine) = self.shard(key);
+        let (old, _) = shard.get(hash, key, now);
+        let old = old?;
+        let cas = engine.next_cas();
+        let meta = Meta { cas, ..old.meta() };
+        let entry = Entry::build_with(key, len, meta, |dst| fill(old.value(), dst));
+        shard.insert(&engine.hasher, hash, entry);
+        Some(cas)
+    }
+
+    /// Deletes `key`; true if a live value was removed.
+    pub fn remove(&mut self, key: &[u8]) -> bool {
+        let now = self.now;
+        let (hash, shard, _) = self.shard(key);
+        match shard.remove(hash, key) {
+            Some(old) => !old.is_expired(now),
+            None => false,
+        }
+    }
+
+    /// Sets (Some) or clears (None) the expiry of a live `key` without
+    /// touching its value or CAS. An expiry at or before now deletes the key.
+    /// Returns false when the key is absent.
+    pub fn set_expiry(&mut self, key: &[u8], expire_at: Option<u64>) -> bool {
+        if !self.exists(key) {
+            return false;
+        }
+        if matches!(expire_at, Some(t) if t <= self.now) {
+            self.remove(key);
+            return true;
+        }
+        let (hash, shard, engine) = self.shard(key);
+        shard.update_meta(&engine.hasher, hash, key, |m| Meta { expire_at, ..m })
+    }
+
+    /// Replaces the client flags of a live `key`, giving it a new CAS.
+    pub fn set_flags(&mut self, key: &[u8], flags: u32) -> bool {
+        if !self.exists(key) {
+            return false;
+        }
+        let (hash, shard, engine) = self.shard(key);
+        let cas = engine.next_cas();
+        shard.update_meta(&engine.hasher, hash, key, |m| Meta { flags, cas, ..m })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,232 @@
+//! One shard of one database: a hash table of entries plus the index of
+//! their expiry times. Always used behind the shard's mutex.
+
+use std::collections::BTreeSet;
+
+use foldhash::fast::RandomState;
+use hashbrown::hash_table::{Entry as Slot, HashTable};
+use std::hash::BuildHasher;
+
+use crate::entry::{Entry, Meta};
+
+/// A shard's table and the bookkeeping that must change with it.
+#[derive(Default)]
+pub(crate) struct Shard {
+    table: HashTable<Entry>,
+    /// Keys that carry a TTL, ordered by expiry: (expire_at, cas, hash).
+    /// The CAS identifies the exact entry (unique per write), the hash finds it.
+    expires: BTreeSet<(u64, u64, u64)>,
+    /// Bumped whenever the table may move entries between buckets (growth,
+    /// in-place rehash, shrink), so a SCAN cursor from before restarts the shard.
+    epoch: u16,
+    /// Sum of the entries' allocation sizes.
+    bytes: usize,
+}
+
+fn hash_of(state: &RandomState, key: &[u8]) -> u64 {
+    state.hash_one(key)
+}
+
+impl Shard {
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub(crate) fn expires_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub(crate) fn table_bytes(&self) -> usize {
+        // one pointer plus one control byte per bucket
+        self.table.num_buckets() * (std::mem::size_of::<Entry>() + 1)
+    }
+
+    pub(crate) fn epoch(&self) -> u16 {
+        self.epoch
+    }
+
+    pub(crate) fn num_buckets(&self) -> usize {
+        self.table.num_buckets()
+    }
+
+    /// The live entry at bucket `index`, if that bucket is occupied.
+    pub(crate) fn bucket(&self, index: usize) -> Option<&Entry> {
+        self.table.get_bucket(index)
+    }
+
+    /// Looks `key` up; an entry that has expired by `now` is removed and
+    /// reported as missing (lazy expiry). Returns whether one was expired.
+    pub(crate) fn get(&mut self, hash: u64, key: &[u8], now: u64) -> (Option<&Entry>, bool) {
+        let expired = match self.table.find(hash, |e| e.key() == key) {
+            Some(e) => e.is_expired(now),
+            None => return (None, false),
+        };
+        if expired {
+            self.remove(hash, key);
+            return (None, true);
+        }
+        (self.table.find(hash, |e| e.key() == key), false)
+    }
+
+    /// Reads without removing anything (used where only a shared view is
+    /// possible); an expired entry reads as missing.
+    pub(crate) fn peek(&self, hash: u64, key: &[u8], now: u64) -> Option<&Entry> {
+        self.table
+            .find(hash, |e| e.key() == key)
+            .filter(|e| !e.is_expired(now))
+    }
+
+    /// Inserts or replaces the entry for its key; returns the replaced entry.
+    pub(crate) fn insert(&mut self, state: &RandomState, hash: u64, entry: Entry) -> Option<Entry> {
+        let index_key = entry.expire_at().map(|t| (t, entry.cas(), hash));
+        self.bytes += entry.alloc_size();
+        if self.table.len() == self.table.capacity() {
+            // the insert may grow or rehash the table
+            self.epoch = self.epoch.wrapping_add(1);
+        }
+        let key_eq = |e: &Entry| e.key() == entry.key();
+        let old = match self
+            .table
+            .entry(hash, key_eq, |e| hash_of(state, e.key()))
+        {
+            Slot::Occupied(mut o) => Some(std::mem::replace(o.get_mut(), entry)),
+            Slot::Vacant(v) => {
+                v.insert(entry);
+                None
+            }
+        };
+        // forget the old entry before indexing the new one: both may carry
+        // the same (expiry, cas) when only the metadata was rebuilt
+        if let Some(old) = &old {
+            self.forget(hash, old);
+        }
+        if let Some(k) = index_key {
+            self.expires.insert(k);
+        }
+        old
+    }
+
+    /// Removes the entry for `key`, returning it.
+    pub(crate) fn remove(&mut self, hash: u64, key: &[u8]) -> Option<Entry> {
+        let found = self.table.find_entry(hash, |e| e.key() == key).ok()?;
+        let (old, _) = found.remove();
+        self.forget(hash, &old);
+        Some(old)
+    }
+
+    /// Removes the bookkeeping of an entry that left the table.
+    fn forget(&mut self, hash: u64, old: &Entry) {
+        self.bytes -= old.alloc_size();
+        if let Some(t) = old.expire_at() {
+            self.expires.remove(&(t, old.cas(), hash));
+        }
+    }
+
+    /// Removes up to `budget` entries whose expiry is at or before `now`.
+    /// Returns how many were removed.
+    pub(crate) fn expire_due(&mut self, now: u64, budget: usize) -> usize {
+        let mut removed = 0;
+        while removed < budget {
+            let Some(&(t, cas, hash)) = self.expires.first() else {
+                break;
+            };
+            if t > now {
+                break;
+            }
+            self.expires.pop_first();
+            if let Ok(found) = self.table.find_entry(hash, |e| e.cas() == cas) {
+                let (old, _) = found.remove();
+                self.bytes -= old.alloc_size();
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Drops every entry.
+    pub(crate) fn clear(&mut self) {
+        *self = Shard {
+            epoch: self.epoch.wrapping_add(1),
+            ..Shard::default()
+        };
+    }
+
+    /// Visits every entry that is not expired at `now`.
+    pub(crate) fn for_each_live(&self, now: u64, mut f: impl FnMut(&Entry)) {
+        for e in self.table.iter() {
+            if !e.is_expired(now) {
+                f(e);
+            }
+        }
+    }
+
+    /// Rebuilds the entry for `key` with new metadata, keeping key and value.
+    /// Returns false when the key is absent.
+    pub(crate) fn update_meta(
+        &mut self,
+        state: &RandomState,
+        hash: u64,
+        key: &[u8],
+        meta: impl FnOnce(Meta) -> Meta,
+    ) -> bool {
+        let Some(old) = self.table.find(hash, |e| e.key() == key) else {
+            return false;
+        };
+        let new_meta = meta(old.meta());
+        let rebuilt = Entry::build(key, &[old.value()], new_meta);
+        self.insert(state, hash, rebuilt);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(cas: u64, expire_at: Option<u64>) -> Meta {
+        Meta {
+            cas,
+            expire_at,
+            flags: 0,
+        }
+    }
+
+    #[test]
+    fn insert_replace_remove_keeps_bytes_and_expiry_index_exact() {
+        let st = RandomState::default();
+        let mut s = Shard::default();
+        let h = hash_of(&st, b"a");
+        assert!(s.insert(&st, h, Entry::build(b"a", &[b"1"], meta(1, Some(10)))).is_none());
+        assert_eq!(s.expires_len(), 1);
+        let old = s.insert(&st, h, Entry::build(b"a", &[b"22"], meta(2, None)));
+        assert_eq!(old.unwrap().value(), b"1");
+        assert_eq!(s.expires_len(), 0);
+        assert_eq!(s.bytes(), 17 + 1 + 2);
+        assert_eq!(s.remove(h, b"a").unwrap().value(), b"22");
+        assert_eq!((s.len(), s.bytes(), s.expires_len()), (0, 0, 0));
+    }
+
+    #[test]
+    fn lazy_and_active_expiry() {
+        let st = RandomState::default();
+        let mut s = Shard::default();
+        for (i, t) in [5u64, 10, 15].iter().enumerate() {
+            let k = [b'k', i as u8];
+            s.insert(&st, hash_of(&st, &k), Entry::build(&k, &[b"v"], meta(i as u64 + 1, Some(*t))));
+        }
+        let h0 = hash_of(&st, &[b'k', 0]);
+        assert!(s.peek(h0, &[b'k', 0], 4).is_some());
+        assert!(s.peek(h0, &[b'k', 0], 5).is_none());
+        let (found, expired) = s.get(h0, &[b'k', 0], 6);
+        assert!(found.is_none() && expired);
+        assert_eq!(s.expire_due(12, 10), 1);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.expire_due(100, 0), 0);
+        assert_eq!(s.expire_due(100, 10), 1);
+        assert_eq!((s.len(), s.expires_len(), s.bytes()), (0, 0, 0));
+    }
+}
