@@ -1,0 +1,7 @@
+//! The Redis side: request parsing ([`parse`]) and reply encoding ([`encode`]).
+
+pub mod encode;
+pub mod parse;
+
+pub use encode::{Proto, ReplyWriter};
+pub use parse::{Args, Framing, Limits, Parser, ProtocolError, Request};
