@@ -1,1 +1,79 @@
-fn main(){}
+//! The `magpie` binary: `magpie serve` runs the server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use magpie::config::ServeConfig;
+use magpie::shared::Shared;
+
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[derive(Parser)]
+#[command(name = "magpie", version, about = "A key-value server with Redis, memcached and HTTP front doors")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeConfig),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(config) => {
+            if let Err(e) = config.validate() {
+                eprintln!("magpie: {e}");
+                std::process::exit(2);
+            }
+            if let Err(e) = serve(config) {
+                eprintln!("magpie: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+fn serve(config: ServeConfig) -> std::io::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MAGPIE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(t) = config.threads {
+        rt.worker_threads(t.max(1));
+    }
+    let rt = rt.enable_all().build()?;
+    rt.block_on(async move {
+        let shared = Shared::new(config);
+        magpie::start(shared.clone()).await?;
+        wait_for_signal(&shared).await;
+        shared.request_shutdown();
+        // let connections finish the batch they are on
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        tracing::info!("magpie stopped");
+        Ok::<_, std::io::Error>(())
+    })?;
+    rt.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}
+
+async fn wait_for_signal(shared: &Arc<Shared>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let stopped = shared.shutdown.notified();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = stopped => tracing::info!("SHUTDOWN requested"),
+    }
+}

@@ -1,0 +1,236 @@
+//! Redis command dispatch: the command table, the per-call context, and the
+//! checks every command shares (unknown command, arity, authentication).
+//!
+//! Each command family lives in its own file and exports a `COMMANDS` table
+//! of [`CommandSpec`]s; the table here is their union. Handlers run inline on
+//! the connection's task: they lock what they need in the engine, write
+//! their reply straight into the output buffer and return.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
+
+use magpie_protocol::resp::{Args, Framing, Proto, ReplyWriter};
+
+use crate::session::Session;
+use crate::shared::Shared;
+
+pub mod connection;
+pub mod expire;
+pub mod keys;
+pub mod kvs;
+pub mod server;
+pub mod strings;
+
+/// Everything a handler may use while it runs.
+pub struct Ctx<'a, 'o> {
+    /// Server-wide state (engine, settings, counters).
+    pub shared: &'a Shared,
+    /// This connection's state (database, protocol, auth...).
+    pub session: &'a mut Session,
+    /// Where the reply goes.
+    pub out: &'a mut ReplyWriter<'o>,
+    /// Time (ms since the epoch) the command is evaluated at.
+    pub now: u64,
+    /// How the request was framed.
+    pub framing: Framing,
+}
+
+impl Ctx<'_, '_> {
+    /// `ERR wrong number of arguments for '<name>' command`.
+    pub fn wrong_args(&mut self, name: &str) {
+        self.out
+            .error(&format!("ERR wrong number of arguments for '{name}' command"));
+    }
+
+    /// `ERR syntax error`.
+    pub fn syntax_error(&mut self) {
+        self.out.error("ERR syntax error");
+    }
+
+    /// `ERR value is not an integer or out of range`.
+    pub fn not_integer(&mut self) {
+        self.out.error("ERR value is not an integer or out of range");
+    }
+
+    /// Counts a keyspace read as a hit or a miss.
+    pub fn count_read(&self, hit: bool) {
+        let c = &self.shared.counters;
+        if hit {
+            c.keyspace_hits.fetch_add(1, Ordering::Relaxed);
+        } else {
+            c.keyspace_misses.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A command handler: reads its arguments (index 0 is the name) and writes
+/// exactly one reply.
+pub type Handler = fn(&mut Ctx<'_, '_>, Args<'_>);
+
+/// One command: how to call it and what COMMAND reports about it.
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// Lowercase name.
+    pub name: &'static str,
+    /// Redis arity: N = exactly N arguments with the name, -N = at least N.
+    pub arity: i32,
+    /// COMMAND INFO flags (`write`, `readonly`, `fast`, ...).
+    pub flags: &'static [&'static str],
+    /// First key argument (0 = none).
+    pub first_key: i32,
+    /// Last key argument (-1 = the last argument).
+    pub last_key: i32,
+    /// Step between keys.
+    pub step: i32,
+    /// COMMAND DOCS group (`string`, `generic`, `connection`, `server`).
+    pub group: &'static str,
+    /// One-line description for COMMAND DOCS and `magpie cli` hints.
+    pub summary: &'static str,
+    /// Argument synopsis shown as a hint (`key value [EX seconds] ...`).
+    pub syntax: &'static str,
+    /// The code that runs it.
+    pub handler: Handler,
+}
+
+impl CommandSpec {
+    fn arity_ok(&self, argc: usize) -> bool {
+        let a = self.arity;
+        if a >= 0 {
+            argc == a as usize
+        } else {
+            argc >= a.unsigned_abs() as usize
+        }
+    }
+}
+
+/// Every command magpie serves over RESP.
+pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
+    [
+        connection::COMMANDS,
+        strings::COMMANDS,
+        keys::COMMANDS,
+        expire::COMMANDS,
+        server::COMMANDS,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+fn table() -> &'static HashMap<&'static [u8], &'static CommandSpec> {
+    static TABLE: OnceLock<HashMap<&'static [u8], &'static CommandSpec>> = OnceLock::new();
+    TABLE.get_or_init(|| all().map(|c| (c.name.as_bytes(), c)).collect())
+}
+
+/// Finds a command by name, ignoring ASCII case.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    let mut buf = [0u8; 32];
+    let lower = buf.get_mut(..name.len())?;
+    for (d, s) in lower.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    table().get(&*lower).copied()
+}
+
+/// Commands an unauthenticated client may run.
+const NO_AUTH: &[&str] = &["auth", "hello", "quit"];
+
+/// Runs one request and writes its reply.
+pub fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
+    if args.is_empty() {
+        return;
+    }
+    if ctx.framing == Framing::Kvs && kvs::execute(ctx, args) {
+        return;
+    }
+    let name = args.get(0);
+    let Some(spec) = lookup(name) else {
+        unknown_command(ctx, args);
+        return;
+    };
+    if !ctx.session.authenticated && !NO_AUTH.contains(&spec.name) {
+        ctx.out.error("NOAUTH Authentication required.");
+        return;
+    }
+    if !spec.arity_ok(args.len()) {
+        ctx.wrong_args(spec.name);
+        return;
+    }
+    ctx.shared
+        .counters
+        .commands_processed
+        .fetch_add(1, Ordering::Relaxed);
+    ctx.session.last_cmd = spec.name;
+    (spec.handler)(ctx, args);
+}
+
+/// Replaces CR and LF by spaces, as Redis does in error messages that echo
+/// client input.
+pub fn sanitize(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).replace(['\r', '\n'], " ")
+}
+
+fn unknown_command(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
+    let mut rest = String::new();
+    for a in args.iter().skip(1) {
+        if rest.len() >= 128 {
+            break;
+        }
+        let room = 128 - rest.len();
+        let a = sanitize(&a[..a.len().min(room)]);
+        rest.push_str(&format!("'{a}' "));
+    }
+    let name = sanitize(&args.get(0)[..args.get(0).len().min(128)]);
+    ctx.out.error(&format!(
+        "ERR unknown command '{name}', with args beginning with: {rest}"
+    ));
+}
+
+/// `ERR unknown subcommand '<sub>'. Try <CMD> HELP.`
+pub fn unknown_subcommand(ctx: &mut Ctx<'_, '_>, cmd: &str, sub: &[u8]) {
+    let sub = sanitize(&sub[..sub.len().min(128)]);
+    ctx.out.error(&format!(
+        "ERR unknown subcommand '{sub}'. Try {} HELP.",
+        cmd.to_ascii_uppercase()
+    ));
+}
+
+/// Parses an integer argument as Redis does, replying the standard error
+/// (and returning None) when it is not one.
+pub fn int_arg(ctx: &mut Ctx<'_, '_>, arg: &[u8]) -> Option<i64> {
+    let v = magpie_protocol::int::parse_i64(arg);
+    if v.is_none() {
+        ctx.not_integer();
+    }
+    v
+}
+
+/// True when `arg` equals `word` ignoring ASCII case.
+pub fn is(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// Current protocol version number as Redis reports it.
+pub fn proto_version(p: Proto) -> i64 {
+    if p == Proto::Resp3 {
+        3
+    } else {
+        2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_names_are_unique_lowercase_and_fit_the_lookup_buffer() {
+        let mut seen = std::collections::HashSet::new();
+        for c in all() {
+            assert!(seen.insert(c.name), "duplicate {}", c.name);
+            assert_eq!(c.name, c.name.to_ascii_lowercase());
+            assert!(c.name.len() <= 32);
+            assert!(lookup(c.name.to_ascii_uppercase().as_bytes()).is_some());
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! `magpie serve` settings: command-line flags (Redis's names where Redis
+//! has one), each also readable from a `MAGPIE_*` environment variable.
+
+use clap::Args;
+
+/// Everything `magpie serve` can be told.
+#[derive(Args, Clone, Debug)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1", env = "MAGPIE_BIND")]
+    pub bind: String,
+
+    /// RESP (Redis protocol) port; 0 turns the listener off.
+    #[arg(long, default_value_t = 6379, env = "MAGPIE_PORT")]
+    pub port: u16,
+
+    /// Most simultaneous client connections; more are refused with
+    /// `ERR max number of clients reached`.
+    #[arg(long, default_value_t = 10000, env = "MAGPIE_MAXCLIENTS")]
+    pub maxclients: usize,
+
+    /// Require `AUTH <password>` (or `HELLO ... AUTH default <password>`).
+    #[arg(long, env = "MAGPIE_REQUIREPASS")]
+    pub requirepass: Option<String>,
+
+    /// Number of logical databases (SELECT 0..N-1).
+    #[arg(long, default_value_t = 16, env = "MAGPIE_DATABASES")]
+    pub databases: usize,
+
+    /// Shards per database (power of two; default 4 x cores, at least 8).
+    #[arg(long, env = "MAGPIE_SHARDS")]
+    pub shards: Option<usize>,
+
+    /// Largest bulk argument in bytes (Redis `proto-max-bulk-len`).
+    #[arg(long, default_value_t = 512 * 1024 * 1024, env = "MAGPIE_PROTO_MAX_BULK_LEN")]
+    pub proto_max_bulk_len: usize,
+
+    /// Most arguments in one request.
+    #[arg(long, default_value_t = i32::MAX as usize, env = "MAGPIE_MAX_MULTIBULK_LEN")]
+    pub max_multibulk_len: usize,
+
+    /// Longest inline request line (and `*N`/`$N` header line) in bytes.
+    #[arg(long, default_value_t = 64 * 1024, env = "MAGPIE_MAX_INLINE_LEN")]
+    pub max_inline_len: usize,
+
+    /// Most bytes buffered from one client before it is disconnected
+    /// (Redis `client-query-buffer-limit`).
+    #[arg(long, default_value_t = 1024 * 1024 * 1024, env = "MAGPIE_CLIENT_QUERY_BUFFER_LIMIT")]
+    pub client_query_buffer_limit: usize,
+
+    /// Active expiry cycles per second (Redis `hz`).
+    #[arg(long, default_value_t = 10, env = "MAGPIE_HZ")]
+    pub hz: u32,
+
+    /// Worker threads (default: one per core).
+    #[arg(long, env = "MAGPIE_THREADS")]
+    pub threads: Option<usize>,
+}
+
+impl ServeConfig {
+    /// Checks values that clap cannot; the message names the flag.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.databases == 0 || self.databases > 1_000_000 {
+            return Err("--databases must be between 1 and 1000000".into());
+        }
+        if let Some(s) = self.shards {
+            if s == 0 || s > 256 {
+                return Err("--shards must be between 1 and 256".into());
+            }
+        }
+        if self.proto_max_bulk_len == 0 || self.proto_max_bulk_len > magpie_engine::MAX_PART_LEN {
+            return Err(format!(
+                "--proto-max-bulk-len must be between 1 and {}",
+                magpie_engine::MAX_PART_LEN
+            ));
+        }
+        if self.max_inline_len < 16 {
+            return Err("--max-inline-len must be at least 16".into());
+        }
+        if self.hz == 0 || self.hz > 500 {
+            return Err("--hz must be between 1 and 500".into());
+        }
+        if self.maxclients == 0 {
+            return Err("--maxclients must be at least 1".into());
+        }
+        Ok(())
+    }
+}

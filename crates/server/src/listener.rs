@@ -1,0 +1,107 @@
+//! Accepting connections: the RESP listener, the maxclients gate, the client
+//! registry, and the background expiry cycle.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::shared::{ClientInfo, ClientState, Shared};
+
+/// Accepts RESP clients on `listener` until shutdown.
+pub async fn run_resp(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shared.shutdown.notified() => return,
+        };
+        let (stream, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // e.g. EMFILE: back off instead of spinning
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if shared.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        shared
+            .counters
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
+        let Some(info) = admit(&shared, &stream, addr) else {
+            shared
+                .counters
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(refuse(stream));
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let id = info.id;
+            crate::resp_conn::serve(shared.clone(), stream, info).await;
+            release(&shared, id);
+        });
+    }
+}
+
+/// Registers a new client unless maxclients is reached.
+fn admit(shared: &Shared, stream: &TcpStream, addr: SocketAddr) -> Option<Arc<ClientInfo>> {
+    let max = shared.runtime.read().maxclients;
+    let prev = shared.connected.fetch_add(1, Ordering::SeqCst);
+    if prev >= max {
+        shared.connected.fetch_sub(1, Ordering::SeqCst);
+        return None;
+    }
+    let info = Arc::new(ClientInfo {
+        id: shared.next_client_id.fetch_add(1, Ordering::Relaxed),
+        addr,
+        laddr: stream.local_addr().unwrap_or(addr),
+        created: Instant::now(),
+        state: parking_lot::Mutex::new(ClientState {
+            resp: 2,
+            ..ClientState::default()
+        }),
+    });
+    shared.clients.lock().insert(info.id, info.clone());
+    Some(info)
+}
+
+fn release(shared: &Shared, id: u64) {
+    shared.clients.lock().remove(&id);
+    shared.connected.fetch_sub(1, Ordering::SeqCst);
+}
+
+async fn refuse(mut stream: TcpStream) {
+    let _ = stream
+        .write_all(b"-ERR max number of clients reached\r\n")
+        .await;
+    let _ = stream.shutdown().await;
+}
+
+/// The active expiry cycle: `hz` times a second, remove keys whose TTL has
+/// passed, spending at most a quarter of each interval doing so.
+pub async fn run_expiry(shared: Arc<Shared>) {
+    loop {
+        let hz = shared.runtime.read().hz.max(1);
+        let period = Duration::from_millis(1000 / hz as u64);
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = shared.shutdown.notified() => return,
+        }
+        let started = Instant::now();
+        loop {
+            let removed = shared.engine.expire_cycle(magpie_engine::now_ms(), 64);
+            if removed == 0 || started.elapsed() > period / 4 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+}

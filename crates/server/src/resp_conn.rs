@@ -1,0 +1,139 @@
+//! One Redis-protocol connection: read a batch, parse and execute every
+//! complete request in it, write all the replies with one write.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use magpie_protocol::resp::{Framing, Parser, Proto, ReplyWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::commands::{self, Ctx};
+use crate::session::Session;
+use crate::shared::{ClientInfo, Shared};
+
+/// Replies are flushed early once this many bytes are pending, so a batch
+/// of large GETs does not buffer without bound.
+const FLUSH_AT: usize = 1 << 20;
+/// Initial read buffer size.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Serves `stream` until the client leaves, QUIT, a protocol error, a limit,
+/// or server shutdown.
+pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientInfo>) {
+    let _ = stream.set_nodelay(true);
+    let (limits, needs_auth, query_limit) = {
+        let rt = shared.runtime.read();
+        (
+            rt.limits.clone(),
+            rt.requirepass.is_some(),
+            rt.client_query_buffer_limit,
+        )
+    };
+    let mut session = Session::new(info, needs_auth);
+    let mut parser = Parser::new(limits);
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+
+    loop {
+        if rbuf.capacity() - rbuf.len() < 512 {
+            rbuf.reserve(READ_CHUNK);
+        }
+        let n = tokio::select! {
+            r = stream.read_buf(&mut rbuf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
+            _ = shared.shutdown.notified() => break,
+        };
+        shared
+            .counters
+            .net_input_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
+
+        let mut off = 0;
+        let now = magpie_engine::now_ms();
+        let mut failed = false;
+        while off < rbuf.len() && !session.close {
+            let buf = &rbuf[off..];
+            match parser.parse(buf) {
+                Ok(Some(req)) => {
+                    let args = parser.args(buf);
+                    let proto = match req.framing {
+                        Framing::Kvs => Proto::Kvs,
+                        _ => session.proto,
+                    };
+                    let mut w = ReplyWriter::new(&mut out, proto);
+                    let mut ctx = Ctx {
+                        shared: &shared,
+                        session: &mut session,
+                        out: &mut w,
+                        now,
+                        framing: req.framing,
+                    };
+                    commands::execute(&mut ctx, args);
+                    off += req.consumed;
+                    if out.len() >= FLUSH_AT {
+                        if write(&shared, &mut stream, &mut out).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    ReplyWriter::new(&mut out, session.proto).error(&e.to_string());
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        rbuf.advance(off);
+        session.info.state.lock().last_active = Some(std::time::Instant::now());
+        {
+            let mut st = session.info.state.lock();
+            st.db = session.db;
+            st.resp = commands::proto_version(session.proto) as u8;
+            st.last_cmd.clear();
+            st.last_cmd.push_str(session.last_cmd);
+        }
+        if write(&shared, &mut stream, &mut out).await.is_err() || failed || session.close {
+            break;
+        }
+        if rbuf.len() > query_limit {
+            tracing::warn!(
+                client = session.id(),
+                bytes = rbuf.len(),
+                "closing client that reached max query buffer length"
+            );
+            break;
+        }
+        if let Some(need) = parser.needed(&rbuf) {
+            // grow once for a large announced bulk, within the query limit
+            let need = need.min(query_limit + 1);
+            if need > rbuf.capacity() {
+                rbuf.reserve(need - rbuf.len());
+            }
+        }
+        if shared.stopping.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    let _ = stream.shutdown().await;
+}
+
+async fn write(shared: &Shared, stream: &mut TcpStream, out: &mut Vec<u8>) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    stream.write_all(out).await?;
+    shared
+        .counters
+        .net_output_bytes
+        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    out.clear();
+    if out.capacity() > 4 * FLUSH_AT {
+        out.shrink_to(READ_CHUNK);
+    }
+    Ok(())
+}

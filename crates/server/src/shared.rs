@@ -1,0 +1,160 @@
+//! State shared by every connection: the engine, the settings that CONFIG SET
+//! can change, the client registry and the server-wide counters.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use magpie_engine::{Engine, EngineConfig};
+use magpie_protocol::resp::Limits;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+
+use crate::config::ServeConfig;
+
+/// Settings that may change while the server runs (CONFIG SET).
+#[derive(Clone, Debug)]
+pub struct Runtime {
+    /// Password required by AUTH, if any.
+    pub requirepass: Option<String>,
+    /// Maximum simultaneous clients.
+    pub maxclients: usize,
+    /// Parser limits for new requests.
+    pub limits: Limits,
+    /// Per-client query buffer limit in bytes.
+    pub client_query_buffer_limit: usize,
+    /// Active expiry frequency.
+    pub hz: u32,
+}
+
+/// Server-wide counters reported by INFO (and later stats and /metrics).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Connections accepted since start.
+    pub connections_received: AtomicU64,
+    /// Connections refused because of maxclients.
+    pub rejected_connections: AtomicU64,
+    /// Commands executed.
+    pub commands_processed: AtomicU64,
+    /// Reads that found a key.
+    pub keyspace_hits: AtomicU64,
+    /// Reads that found nothing.
+    pub keyspace_misses: AtomicU64,
+    /// Bytes read from clients.
+    pub net_input_bytes: AtomicU64,
+    /// Bytes written to clients.
+    pub net_output_bytes: AtomicU64,
+}
+
+/// What CLIENT LIST / CLIENT INFO show about one connection.
+#[derive(Debug)]
+pub struct ClientInfo {
+    /// Unique, increasing connection id.
+    pub id: u64,
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// Local address.
+    pub laddr: SocketAddr,
+    /// When the connection was accepted.
+    pub created: Instant,
+    /// Mutable details, updated at most once per read batch.
+    pub state: Mutex<ClientState>,
+}
+
+/// The parts of [`ClientInfo`] that change.
+#[derive(Debug, Default, Clone)]
+pub struct ClientState {
+    /// CLIENT SETNAME.
+    pub name: Vec<u8>,
+    /// CLIENT SETINFO lib-name.
+    pub lib_name: Vec<u8>,
+    /// CLIENT SETINFO lib-ver.
+    pub lib_ver: Vec<u8>,
+    /// Selected database.
+    pub db: usize,
+    /// RESP version (2 or 3).
+    pub resp: u8,
+    /// Last command's name (lowercase).
+    pub last_cmd: String,
+    /// When the last command ran.
+    pub last_active: Option<Instant>,
+}
+
+/// Everything a connection needs from the rest of the server.
+pub struct Shared {
+    /// The keyspace.
+    pub engine: Engine,
+    /// Settings fixed at start.
+    pub config: ServeConfig,
+    /// Settings CONFIG SET may change.
+    pub runtime: RwLock<Runtime>,
+    /// Counters for INFO.
+    pub counters: Counters,
+    /// Connected clients by id.
+    pub clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+    /// Clients currently connected.
+    pub connected: AtomicUsize,
+    /// Source of client ids.
+    pub next_client_id: AtomicU64,
+    /// Server start, for uptime.
+    pub started: Instant,
+    /// Set once SHUTDOWN or a signal asked the server to stop.
+    pub stopping: AtomicBool,
+    /// Wakes the accept loop and connections when stopping.
+    pub shutdown: Notify,
+    /// Random 40-hex run id, as Redis reports.
+    pub run_id: String,
+}
+
+impl Shared {
+    /// Builds the shared state from the serve configuration.
+    pub fn new(config: ServeConfig) -> Arc<Shared> {
+        let mut ec = EngineConfig {
+            databases: config.databases,
+            ..EngineConfig::default()
+        };
+        if let Some(s) = config.shards {
+            ec.shards = s;
+        }
+        let runtime = Runtime {
+            requirepass: config.requirepass.clone(),
+            maxclients: config.maxclients,
+            limits: Limits {
+                max_bulk_len: config.proto_max_bulk_len,
+                max_multibulk_len: config.max_multibulk_len,
+                max_inline_len: config.max_inline_len,
+            },
+            client_query_buffer_limit: config.client_query_buffer_limit,
+            hz: config.hz,
+        };
+        Arc::new(Shared {
+            engine: Engine::new(ec),
+            config,
+            runtime: RwLock::new(runtime),
+            counters: Counters::default(),
+            clients: Mutex::new(BTreeMap::new()),
+            connected: AtomicUsize::new(0),
+            next_client_id: AtomicU64::new(1),
+            started: Instant::now(),
+            stopping: AtomicBool::new(false),
+            shutdown: Notify::new(),
+            run_id: random_hex40(),
+        })
+    }
+
+    /// Asks every part of the server to stop.
+    pub fn request_shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.shutdown.notify_waiters();
+    }
+}
+
+fn random_hex40() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    (0..3)
+        .map(|i| format!("{:016x}", RandomState::new().hash_one(i)))
+        .collect::<String>()[..40]
+        .to_string()
+}

@@ -1,0 +1,306 @@
+//! Test harness: starts the real `magpie` binary and, for differential
+//! tests, a real `redis-server` on free loopback ports, and talks raw RESP
+//! to both.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback port. Ports come from a per-process counter (never the
+/// same twice in one test binary, where tests run in parallel) starting at a
+/// pid-derived base below the ephemeral range, and are checked bindable.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20000 + (std::process::id() % 120) as u16 * 100;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = base + n % 100;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+        assert!(n < 10_000, "no free port found");
+    }
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{what} did not open port {port}");
+}
+
+/// A running server process, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub dir: Option<PathBuf>,
+}
+
+impl Server {
+    /// Connects a raw RESP client.
+    pub fn client(&self) -> RawClient {
+        RawClient::connect(self.port)
+    }
+
+    /// A `redis://` URL for the `redis` crate.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `magpie serve` on a free port with extra flags.
+pub fn magpie(extra: &[&str]) -> Server {
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_magpie"))
+        .arg("serve")
+        .args(["--port", &port.to_string()])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start magpie");
+    wait_for_port(port, &mut child, "magpie");
+    Server {
+        child,
+        port,
+        dir: None,
+    }
+}
+
+/// Starts a real `redis-server` if it is installed. In CI (CI=true) a missing
+/// redis-server is a failure; elsewhere the differential tests say loudly
+/// that they were skipped and why.
+pub fn redis() -> Option<Server> {
+    let found = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("redis-server is not installed but CI=true: .ci/run must install it");
+        }
+        eprintln!(
+            "\n*** SKIPPED differential test: redis-server is not installed \
+             (apt-get install redis-server) ***\n"
+        );
+        return None;
+    }
+    let port = free_port();
+    let mut child = Command::new("redis-server")
+        .args(["--port", &port.to_string()])
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--databases", "16"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    wait_for_port(port, &mut child, "redis-server");
+    Some(Server {
+        child,
+        port,
+        dir: None,
+    })
+}
+
+/// A blocking RESP client that sends raw bytes and reads whole replies.
+pub struct RawClient {
+    pub stream: BufReader<TcpStream>,
+}
+
+impl RawClient {
+    pub fn connect(port: u16) -> RawClient {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        RawClient {
+            stream: BufReader::new(s),
+        }
+    }
+
+    /// Sends bytes as they are.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.get_mut().write_all(bytes).unwrap();
+    }
+
+    /// Sends a command as a RESP multibulk.
+    pub fn send_cmd(&mut self, args: &[&[u8]]) {
+        self.send(&encode(args));
+    }
+
+    /// Sends a command and returns its raw reply bytes.
+    pub fn cmd(&mut self, args: &[&str]) -> Vec<u8> {
+        let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+        self.send_cmd(&a);
+        self.read_reply()
+    }
+
+    /// Like [`RawClient::cmd`], as a lossy string.
+    pub fn cmd_str(&mut self, args: &[&str]) -> String {
+        String::from_utf8_lossy(&self.cmd(args)).into_owned()
+    }
+
+    fn read_line(&mut self) -> Vec<u8> {
+        let mut line = Vec::new();
+        self.stream.read_until(b'\n', &mut line).expect("read reply line");
+        assert!(line.ends_with(b"\r\n"), "truncated reply line {:?}", String::from_utf8_lossy(&line));
+        line
+    }
+
+    /// Reads exactly one RESP2/RESP3 reply, returning its bytes.
+    pub fn read_reply(&mut self) -> Vec<u8> {
+        let mut out = self.read_line();
+        let n = || -> i64 { std::str::from_utf8(&out[1..out.len() - 2]).unwrap().parse().unwrap() };
+        match out[0] {
+            b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => {}
+            b'$' | b'=' | b'!' => {
+                let len = n();
+                if len >= 0 {
+                    let mut body = vec![0; len as usize + 2];
+                    self.stream.read_exact(&mut body).unwrap();
+                    out.extend_from_slice(&body);
+                }
+            }
+            b'*' | b'~' | b'>' => {
+                let len = n();
+                for _ in 0..len.max(0) {
+                    let r = self.read_reply();
+                    out.extend_from_slice(&r);
+                }
+            }
+            b'%' | b'|' => {
+                let len = n();
+                for _ in 0..len * 2 {
+                    let r = self.read_reply();
+                    out.extend_from_slice(&r);
+                }
+            }
+            other => panic!("unexpected reply type byte {:?}", other as char),
+        }
+        out
+    }
+
+    /// Reads until the server closes the connection; returns what came.
+    pub fn read_to_close(&mut self) -> Vec<u8> {
+        let mut rest = Vec::new();
+        let _ = self.stream.read_to_end(&mut rest);
+        rest
+    }
+}
+
+/// RESP multibulk encoding of a command.
+pub fn encode(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Runs `script` (one command per line, arguments split on spaces; a line
+/// starting with `#` is a comment) against magpie and redis-server, and
+/// asserts every reply is byte-for-byte equal. Lines whose first word is `~`
+/// only check that both reply with the same RESP type (for values that
+/// legitimately differ, like TIME). Returns false if redis-server is missing.
+pub fn differential(script: &str) -> bool {
+    differential_with(&[], script)
+}
+
+/// [`differential`] with extra magpie flags.
+pub fn differential_with(flags: &[&str], script: &str) -> bool {
+    let Some(redis) = redis() else { return false };
+    let ours = magpie(flags);
+    let (mut r, mut m) = (redis.client(), ours.client());
+    for (n, line) in script.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (loose, line) = match line.strip_prefix("~ ") {
+            Some(rest) => (true, rest),
+            None => (false, line),
+        };
+        let args = split_quoted(line);
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+        r.send_cmd(&args);
+        m.send_cmd(&args);
+        let (want, got) = (r.read_reply(), m.read_reply());
+        if loose {
+            assert_eq!(got[0], want[0], "line {}: {line}: reply types differ", n + 1);
+        } else {
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want),
+                "line {}: {line}",
+                n + 1
+            );
+        }
+    }
+    true
+}
+
+/// Splits on spaces; `"..."` groups (with `\r`, `\n`, `\"`, `\\`, `\xHH`
+/// escapes) so scripts can hold spaces, empty strings and binary bytes.
+pub fn split_quoted(line: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let b = line.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && b[i] == b' ' {
+            i += 1;
+        }
+        if i >= b.len() {
+            break;
+        }
+        let mut cur = Vec::new();
+        if b[i] == b'"' {
+            i += 1;
+            while i < b.len() && b[i] != b'"' {
+                if b[i] == b'\\' && i + 1 < b.len() {
+                    i += 1;
+                    match b[i] {
+                        b'r' => cur.push(b'\r'),
+                        b'n' => cur.push(b'\n'),
+                        b'x' => {
+                            let h = std::str::from_utf8(&b[i + 1..i + 3]).unwrap();
+                            cur.push(u8::from_str_radix(h, 16).unwrap());
+                            i += 2;
+                        }
+                        c => cur.push(c),
+                    }
+                } else {
+                    cur.push(b[i]);
+                }
+                i += 1;
+            }
+            i += 1;
+        } else {
+            while i < b.len() && b[i] != b' ' {
+                cur.push(b[i]);
+                i += 1;
+            }
+        }
+        out.push(cur);
+    }
+    out
+}
