@@ -11,6 +11,14 @@ use magpie::shared::Shared;
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc settings: a background thread returns freed pages (such as a
+/// hash table left behind when it doubles) to the OS within a second instead
+/// of keeping them resident; measured at ~10 bytes per key at 1M keys.
+/// `MALLOC_CONF`-style overrides still work through `_RJEM_MALLOC_CONF`.
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
 #[derive(Parser)]
 #[command(name = "magpie", version, about = "A key-value server with Redis, memcached and HTTP front doors")]
 struct Cli {
