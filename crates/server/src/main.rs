@@ -55,6 +55,7 @@ fn serve(config: ServeConfig) -> std::io::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(t) = config.threads {
