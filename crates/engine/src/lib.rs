@@ -31,8 +31,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use foldhash::fast::RandomState;
 use parking_lot::{Mutex, MutexGuard};
 
-pub use entry::{Meta, MAX_PART_LEN};
 use entry::Entry;
+pub use entry::{Meta, MAX_PART_LEN};
 use shard::Shard;
 
 /// Current wall-clock time in ms since the Unix epoch: the unit of every
@@ -188,13 +188,16 @@ impl Engine {
 
     /// Key and TTL counts of database `db`.
     pub fn db_info(&self, db: usize) -> DbInfo {
-        self.dbs[db].shards.iter().fold(DbInfo::default(), |acc, s| {
-            let s = s.lock();
-            DbInfo {
-                keys: acc.keys + s.len(),
-                expires: acc.expires + s.expires_len(),
-            }
-        })
+        self.dbs[db]
+            .shards
+            .iter()
+            .fold(DbInfo::default(), |acc, s| {
+                let s = s.lock();
+                DbInfo {
+                    keys: acc.keys + s.len(),
+                    expires: acc.expires + s.expires_len(),
+                }
+            })
     }
 
     /// Bytes held by entries and tables across all databases.
@@ -297,7 +300,9 @@ impl Engine {
                 }
                 bucket += 1;
                 if examined >= count && bucket < n {
-                    return ((shard as u64) << 56) | ((epoch as u64) << BUCKET_BITS) | bucket as u64;
+                    return ((shard as u64) << 56)
+                        | ((epoch as u64) << BUCKET_BITS)
+                        | bucket as u64;
                 }
             }
             drop(s);
@@ -344,7 +349,8 @@ impl Engine {
 
     fn random(&self) -> u64 {
         // a fresh seeded hash of a counter: good enough for sampling, no dependency
-        self.hasher.hash_one(self.next_cas.load(Ordering::Relaxed) ^ now_ms())
+        self.hasher
+            .hash_one(self.next_cas.load(Ordering::Relaxed) ^ now_ms())
     }
 }
 
@@ -449,7 +455,12 @@ impl<'a> Txn<'a> {
     /// Rewrites the value of an existing live `key`, keeping its flags and
     /// expiry: `fill` receives the old value and a zeroed buffer of `len`
     /// bytes. Returns the new CAS, or None when the key is absent.
-    pub fn rewrite(&mut self, key: &[u8], len: usize, fill: impl FnOnce(&[u8], &mut [u8])) -> Option<u64> {
+    pub fn rewrite(
+        &mut self,
+        key: &[u8],
+        len: usize,
+        fill: impl FnOnce(&[u8], &mut [u8]),
+    ) -> Option<u64> {
         let now = self.now;
         let (hash, shard, engine) = self.shard(key);
         let (old, _) = shard.get(hash, key, now);

@@ -50,8 +50,17 @@ fn expiry_lazy_active_and_past_times() {
     let e = engine();
     e.txn(0, &[b"a"], 0).set(b"a", &[b"1"], 0, Some(10));
     e.txn(0, &[b"b"], 0).set(b"b", &[b"1"], 0, Some(20));
-    assert_eq!(e.db_info(0), DbInfo { keys: 2, expires: 2 });
-    assert!(e.txn(0, &[b"a"], 10).get(b"a").is_none(), "expired at its instant");
+    assert_eq!(
+        e.db_info(0),
+        DbInfo {
+            keys: 2,
+            expires: 2
+        }
+    );
+    assert!(
+        e.txn(0, &[b"a"], 10).get(b"a").is_none(),
+        "expired at its instant"
+    );
     assert_eq!(e.expire_cycle(25, 100), 1);
     assert_eq!(e.db_info(0), DbInfo::default());
     assert_eq!(e.stats().expired_keys.load(Ordering::Relaxed), 2);
@@ -64,7 +73,13 @@ fn expiry_lazy_active_and_past_times() {
     t.set(b"d", &[b"1"], 0, Some(60));
     assert!(t.set_expiry(b"d", None));
     drop(t);
-    assert_eq!(e.db_info(0), DbInfo { keys: 1, expires: 0 });
+    assert_eq!(
+        e.db_info(0),
+        DbInfo {
+            keys: 1,
+            expires: 0
+        }
+    );
     assert_eq!(e.expire_cycle(1000, 100), 0);
 }
 
@@ -146,7 +161,8 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let key = 0u8..8;
     prop_oneof![
-        (key.clone(), any::<u8>(), proptest::option::of(1u64..40)).prop_map(|(k, v, t)| Op::Set(k, v, t)),
+        (key.clone(), any::<u8>(), proptest::option::of(1u64..40))
+            .prop_map(|(k, v, t)| Op::Set(k, v, t)),
         key.clone().prop_map(Op::Get),
         key.clone().prop_map(Op::Remove),
         (key.clone(), proptest::option::of(0u64..40)).prop_map(|(k, t)| Op::Expire(k, t)),

@@ -20,7 +20,11 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
 #[derive(Parser)]
-#[command(name = "magpie", version, about = "A key-value server with Redis, memcached and HTTP front doors")]
+#[command(
+    name = "magpie",
+    version,
+    about = "A key-value server with Redis, memcached and HTTP front doors"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -40,12 +40,12 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
         if rbuf.capacity() - rbuf.len() < 512 {
             rbuf.reserve(READ_CHUNK);
         }
-        let n = tokio::select! {
-            r = stream.read_buf(&mut rbuf) => match r {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            },
-            _ = shared.shutdown.notified() => break,
+        // No select on the shutdown Notify here: registering with it on every
+        // read would take its internal lock per batch on every connection.
+        // Shutdown is noticed after the batch (below) or by runtime teardown.
+        let n = match stream.read_buf(&mut rbuf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
         };
         shared
             .counters
@@ -89,9 +89,10 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
             }
         }
         rbuf.advance(off);
-        session.info.state.lock().last_active = Some(std::time::Instant::now());
+        session.flush_counters(&shared.counters);
         {
             let mut st = session.info.state.lock();
+            st.last_active = Some(std::time::Instant::now());
             st.db = session.db;
             st.resp = commands::proto_version(session.proto) as u8;
             st.last_cmd.clear();

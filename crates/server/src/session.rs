@@ -1,11 +1,24 @@
 //! Per-connection state that commands read and change (selected database,
 //! protocol version, authentication, name).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use magpie_protocol::resp::Proto;
 
-use crate::shared::ClientInfo;
+use crate::shared::{ClientInfo, Counters};
+
+/// Counts kept per connection and added to the shared [`Counters`] once per
+/// batch, so commands do not contend on shared cache lines.
+#[derive(Debug, Default)]
+pub struct LocalCounters {
+    /// Commands executed.
+    pub commands: u64,
+    /// Reads that found a key.
+    pub hits: u64,
+    /// Reads that found nothing.
+    pub misses: u64,
+}
 
 /// One client's state on the Redis side.
 pub struct Session {
@@ -22,6 +35,8 @@ pub struct Session {
     pub close: bool,
     /// Name of the last command run (for CLIENT LIST).
     pub last_cmd: &'static str,
+    /// Counts not yet added to the shared counters.
+    pub counters: LocalCounters,
 }
 
 impl Session {
@@ -34,6 +49,25 @@ impl Session {
             authenticated: !needs_auth,
             close: false,
             last_cmd: "NULL",
+            counters: LocalCounters::default(),
+        }
+    }
+
+    /// Adds this connection's pending counts to the server-wide counters.
+    pub fn flush_counters(&mut self, shared: &Counters) {
+        let c = std::mem::take(&mut self.counters);
+        if c.commands > 0 {
+            shared
+                .commands_processed
+                .fetch_add(c.commands, Ordering::Relaxed);
+        }
+        if c.hits > 0 {
+            shared.keyspace_hits.fetch_add(c.hits, Ordering::Relaxed);
+        }
+        if c.misses > 0 {
+            shared
+                .keyspace_misses
+                .fetch_add(c.misses, Ordering::Relaxed);
         }
     }
 

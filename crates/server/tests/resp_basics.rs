@@ -24,7 +24,10 @@ fn protocol_error_replies_then_closes_and_others_are_unaffected() {
     let mut bystander = s.client();
     let mut c = s.client();
     c.send(b"*1\r\n$-5\r\n");
-    assert_eq!(c.read_to_close(), b"-ERR Protocol error: invalid bulk length\r\n");
+    assert_eq!(
+        c.read_to_close(),
+        b"-ERR Protocol error: invalid bulk length\r\n"
+    );
     assert_eq!(bystander.cmd(&["PING"]), b"+PONG\r\n");
 }
 

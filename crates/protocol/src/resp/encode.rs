@@ -198,7 +198,9 @@ impl<'a> ReplyWriter<'a> {
     /// A boolean (`:1`/`:0` in RESP2).
     pub fn boolean(&mut self, b: bool) {
         match self.proto {
-            Proto::Resp3 => self.out.extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" }),
+            Proto::Resp3 => self
+                .out
+                .extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" }),
             _ => self.integer(b as i64),
         }
     }
@@ -244,7 +246,11 @@ pub fn format_double(d: f64) -> String {
 /// C's `%.17g`.
 pub fn format_g17(d: f64) -> String {
     if d == 0.0 {
-        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let exp = d.abs().log10().floor() as i32;
     // %.17e first, to learn the exponent after rounding
@@ -294,7 +300,10 @@ mod tests {
         assert_eq!(render(Proto::Resp2, |w| w.map(1)), "*2\r\n");
         assert_eq!(render(Proto::Resp3, |w| w.double(1.5)), ",1.5\r\n");
         assert_eq!(render(Proto::Resp2, |w| w.double(1.5)), "$3\r\n1.5\r\n");
-        assert_eq!(render(Proto::Resp3, |w| w.verbatim(b"x")), "=5\r\ntxt:x\r\n");
+        assert_eq!(
+            render(Proto::Resp3, |w| w.verbatim(b"x")),
+            "=5\r\ntxt:x\r\n"
+        );
     }
 
     #[test]

@@ -135,7 +135,11 @@ impl<'a> Args<'a> {
 /// A line ends at `\r\n`; content excludes the `\r`.
 fn line(buf: &[u8], from: usize) -> Option<(usize, usize)> {
     let nl = memchr(b'\n', &buf[from..])? + from;
-    let end = if nl > from && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+    let end = if nl > from && buf[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
     Some((end, nl + 1))
 }
 
@@ -348,7 +352,12 @@ pub fn split_args(line: &[u8], out: &mut Vec<Vec<u8>>) -> Option<()> {
                     return None;
                 }
                 let c = line[i];
-                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' && is_hex(line[i + 2]) && is_hex(line[i + 3]) {
+                if c == b'\\'
+                    && i + 3 < n
+                    && line[i + 1] == b'x'
+                    && is_hex(line[i + 2])
+                    && is_hex(line[i + 3])
+                {
                     cur.push(hex(line[i + 2]) * 16 + hex(line[i + 3]));
                     i += 3;
                 } else if c == b'\\' && i + 1 < n {
@@ -442,7 +451,8 @@ mod tests {
 
     #[test]
     fn multibulk_inline_and_kvs() {
-        let got = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n*3\r\nSET\r\nk\r\nv\r\n").unwrap();
+        let got =
+            parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n*3\r\nSET\r\nk\r\nv\r\n").unwrap();
         assert_eq!(
             got,
             vec![
@@ -469,12 +479,30 @@ mod tests {
     #[test]
     fn errors_match_redis() {
         let err = |i: &[u8]| parse_all(i).unwrap_err().to_string();
-        assert_eq!(err(b"*x\r\n"), "ERR Protocol error: invalid multibulk length");
-        assert_eq!(err(b"*2\r\n$3\r\nGET\r\n+k\r\n"), "ERR Protocol error: expected '$', got '+'");
-        assert_eq!(err(b"*1\r\n$-1\r\n"), "ERR Protocol error: invalid bulk length");
-        assert_eq!(err(b"*1\r\n$01\r\n"), "ERR Protocol error: invalid bulk length");
-        assert_eq!(err(b"SET \"a\r\n"), "ERR Protocol error: unbalanced quotes in request");
-        assert_eq!(err(b"SET \"a\"b\r\n"), "ERR Protocol error: unbalanced quotes in request");
+        assert_eq!(
+            err(b"*x\r\n"),
+            "ERR Protocol error: invalid multibulk length"
+        );
+        assert_eq!(
+            err(b"*2\r\n$3\r\nGET\r\n+k\r\n"),
+            "ERR Protocol error: expected '$', got '+'"
+        );
+        assert_eq!(
+            err(b"*1\r\n$-1\r\n"),
+            "ERR Protocol error: invalid bulk length"
+        );
+        assert_eq!(
+            err(b"*1\r\n$01\r\n"),
+            "ERR Protocol error: invalid bulk length"
+        );
+        assert_eq!(
+            err(b"SET \"a\r\n"),
+            "ERR Protocol error: unbalanced quotes in request"
+        );
+        assert_eq!(
+            err(b"SET \"a\"b\r\n"),
+            "ERR Protocol error: unbalanced quotes in request"
+        );
     }
 
     #[test]
@@ -486,14 +514,26 @@ mod tests {
         };
         let mut p = Parser::new(limits.clone());
         assert!(p.parse(b"*1\r\n$4\r\nabcd\r\n").unwrap().is_some());
-        assert_eq!(p.parse(b"*1\r\n$5\r\n").unwrap_err().0, "invalid bulk length");
+        assert_eq!(
+            p.parse(b"*1\r\n$5\r\n").unwrap_err().0,
+            "invalid bulk length"
+        );
         let mut p = Parser::new(limits.clone());
         assert!(p.parse(b"*2\r\n$1\r\na\r\n$1\r\nb\r\n").unwrap().is_some());
-        assert_eq!(p.parse(b"*3\r\n").unwrap_err().0, "invalid multibulk length");
+        assert_eq!(
+            p.parse(b"*3\r\n").unwrap_err().0,
+            "invalid multibulk length"
+        );
         let mut p = Parser::new(limits.clone());
         assert!(p.parse(b"12345678\r\n").unwrap().is_some());
-        assert_eq!(p.parse(b"123456789").unwrap_err().0, "too big inline request");
-        assert_eq!(p.parse(b"123456789\r\n").unwrap_err().0, "too big inline request");
+        assert_eq!(
+            p.parse(b"123456789").unwrap_err().0,
+            "too big inline request"
+        );
+        assert_eq!(
+            p.parse(b"123456789\r\n").unwrap_err().0,
+            "too big inline request"
+        );
     }
 
     #[test]

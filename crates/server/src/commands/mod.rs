@@ -7,7 +7,6 @@
 //! their reply straight into the output buffer and return.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
 
 use magpie_protocol::resp::{Args, Framing, Proto, ReplyWriter};
@@ -39,8 +38,9 @@ pub struct Ctx<'a, 'o> {
 impl Ctx<'_, '_> {
     /// `ERR wrong number of arguments for '<name>' command`.
     pub fn wrong_args(&mut self, name: &str) {
-        self.out
-            .error(&format!("ERR wrong number of arguments for '{name}' command"));
+        self.out.error(&format!(
+            "ERR wrong number of arguments for '{name}' command"
+        ));
     }
 
     /// `ERR syntax error`.
@@ -50,16 +50,17 @@ impl Ctx<'_, '_> {
 
     /// `ERR value is not an integer or out of range`.
     pub fn not_integer(&mut self) {
-        self.out.error("ERR value is not an integer or out of range");
+        self.out
+            .error("ERR value is not an integer or out of range");
     }
 
     /// Counts a keyspace read as a hit or a miss.
-    pub fn count_read(&self, hit: bool) {
-        let c = &self.shared.counters;
+    pub fn count_read(&mut self, hit: bool) {
+        let c = &mut self.session.counters;
         if hit {
-            c.keyspace_hits.fetch_add(1, Ordering::Relaxed);
+            c.hits += 1;
         } else {
-            c.keyspace_misses.fetch_add(1, Ordering::Relaxed);
+            c.misses += 1;
         }
     }
 }
@@ -156,10 +157,7 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
         ctx.wrong_args(spec.name);
         return;
     }
-    ctx.shared
-        .counters
-        .commands_processed
-        .fetch_add(1, Ordering::Relaxed);
+    ctx.session.counters.commands += 1;
     ctx.session.last_cmd = spec.name;
     (spec.handler)(ctx, args);
 }
