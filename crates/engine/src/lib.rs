@@ -162,8 +162,12 @@ impl Engine {
     /// time `now` (ms). Panics if `db` is out of range.
     pub fn txn<K: AsRef<[u8]>>(&self, db: usize, keys: &[K], now: u64) -> Txn<'_> {
         let shards = &self.dbs[db].shards;
+        let mut remembered = None;
         let guards = if let [key] = keys {
-            let i = self.shard_of(self.hash(key.as_ref()));
+            let key = key.as_ref();
+            let hash = self.hash(key);
+            remembered = Some((key.as_ptr() as usize, key.len(), hash));
+            let i = self.shard_of(hash);
             Guards::One(i, shards[i].lock())
         } else {
             let mut idx: Vec<usize> = keys
@@ -178,6 +182,7 @@ impl Engine {
             engine: self,
             now,
             guards,
+            remembered,
         }
     }
 
@@ -369,6 +374,9 @@ pub struct Txn<'a> {
     engine: &'a Engine,
     now: u64,
     guards: Guards<'a>,
+    /// (address, length, hash) of a single key named at the start, so the
+    /// usual one-key command hashes its key once, not twice.
+    remembered: Option<(usize, usize, u64)>,
 }
 
 impl<'a> Txn<'a> {
@@ -379,7 +387,10 @@ impl<'a> Txn<'a> {
 
     fn shard(&mut self, key: &[u8]) -> (u64, &mut Shard, &'a Engine) {
         let engine = self.engine;
-        let hash = engine.hash(key);
+        let hash = match self.remembered {
+            Some((ptr, len, h)) if ptr == key.as_ptr() as usize && len == key.len() => h,
+            _ => engine.hash(key),
+        };
         let want = engine.shard_of(hash);
         let shard = match &mut self.guards {
             Guards::One(i, g) if *i == want => &mut **g,

@@ -74,10 +74,9 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
                     };
                     commands::execute(&mut ctx, args);
                     off += req.consumed;
-                    if out.len() >= FLUSH_AT {
-                        if write(&shared, &mut stream, &mut out).await.is_err() {
-                            return;
-                        }
+                    if out.len() >= FLUSH_AT && write(&shared, &mut stream, &mut out).await.is_err()
+                    {
+                        return;
                     }
                 }
                 Ok(None) => break,
