@@ -432,7 +432,9 @@ fn hex(c: u8) -> u8 {
 mod tests {
     use super::*;
 
-    fn parse_all(input: &[u8]) -> Result<Vec<(Framing, Vec<Vec<u8>>)>, ProtocolError> {
+    type Parsed = Vec<(Framing, Vec<Vec<u8>>)>;
+
+    fn parse_all(input: &[u8]) -> Result<Parsed, ProtocolError> {
         let mut p = Parser::default();
         let mut out = Vec::new();
         let mut at = 0;
