@@ -256,6 +256,9 @@ SCAN 0 TYPE hash
 SCAN 0 TYPE bogus
 SCAN 0 count 5 match * type string
 SCAN "" COUNT 3
+SCAN "0\x00junk"
+SCAN "-0"
+SCAN "\x00"
 SCAN 0 COUNT 9223372036854775807"#,
     );
 }
