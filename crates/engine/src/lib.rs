@@ -483,6 +483,29 @@ impl<'a> Txn<'a> {
         Some(cas)
     }
 
+    /// Stores a copy of the live value of `src` under `dst`, keeping its
+    /// flags and expiry and giving it a new CAS, replacing whatever `dst`
+    /// held. Both keys must belong to this transaction. This is what RENAME
+    /// and COPY need: the value goes straight from one entry into the other
+    /// (one copy, no intermediate buffer). Returns the new CAS, or None when
+    /// `src` is absent (then `dst` is untouched).
+    pub fn copy(&mut self, src: &[u8], dst: &[u8]) -> Option<u64> {
+        let now = self.now;
+        let (hash, shard, engine) = self.shard(src);
+        let (found, expired) = shard.get(hash, src, now);
+        if expired {
+            engine.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
+        }
+        let old = found?;
+        let cas = engine.next_cas();
+        let meta = Meta { cas, ..old.meta() };
+        let value = old.value();
+        let entry = Entry::build_with(dst, value.len(), meta, |d| d.copy_from_slice(value));
+        let (hash, shard, engine) = self.shard(dst);
+        shard.insert(&engine.hasher, hash, entry);
+        Some(cas)
+    }
+
     /// Deletes `key`; true if a live value was removed.
     pub fn remove(&mut self, key: &[u8]) -> bool {
         let now = self.now;

@@ -84,6 +84,40 @@ fn expiry_lazy_active_and_past_times() {
 }
 
 #[test]
+fn copy_keeps_value_flags_and_expiry_with_a_new_cas() {
+    let e = engine();
+    // enough key pairs that some share a shard and some do not
+    for i in 0..32 {
+        let (src, dst) = (format!("src{i}"), format!("dst{i}"));
+        let (src, dst) = (src.as_bytes(), dst.as_bytes());
+        let mut t = e.txn(0, &[src, dst], 10);
+        let c1 = t.set(src, &[b"val", b"ue"], 9, Some(1000));
+        t.set(dst, &[b"old"], 0, None);
+        let c2 = t.copy(src, dst).unwrap();
+        assert_ne!(c1, c2);
+        let v = t.get(dst).unwrap();
+        assert_eq!(
+            (v.value, v.meta.flags, v.meta.expire_at),
+            (&b"value"[..], 9, Some(1000))
+        );
+        assert_eq!(t.get(src).unwrap().meta.cas, c1, "source untouched");
+    }
+    let info = e.db_info(0);
+    assert_eq!((info.keys, info.expires), (64, 64));
+    let mut t = e.txn(0, &[&b"missing"[..], b"dst1"], 10);
+    assert_eq!(t.copy(b"missing", b"dst1"), None);
+    assert_eq!(t.get(b"dst1").unwrap().value, b"value");
+    drop(t);
+    // an expired source is absent and the destination is left alone
+    let mut t = e.txn(0, &[&b"src0"[..], b"dst0"], 1000);
+    assert_eq!(t.copy(b"src0", b"dst0"), None);
+    assert!(t.get(b"src0").is_none());
+    drop(t);
+    assert_eq!(e.expire_cycle(1000, 1000), 31 * 2 + 1);
+    assert_eq!(e.dbsize(0), 0);
+}
+
+#[test]
 fn multi_key_txn_locks_each_shard_once() {
     let e = engine();
     let keys: Vec<Vec<u8>> = (0..100).map(|i| format!("k{i}").into_bytes()).collect();
