@@ -72,15 +72,6 @@ impl Shard {
         (self.table.find(hash, |e| e.key() == key), false)
     }
 
-    /// Looks `key` up without lazily expiring it (tests inspect a shard
-    /// without changing it).
-    #[cfg(test)]
-    pub(crate) fn peek(&self, hash: u64, key: &[u8], now: u64) -> Option<&Entry> {
-        self.table
-            .find(hash, |e| e.key() == key)
-            .filter(|e| !e.is_expired(now))
-    }
-
     /// Inserts or replaces the entry for its key; returns the replaced entry.
     pub(crate) fn insert(&mut self, state: &RandomState, hash: u64, entry: Entry) -> Option<Entry> {
         let index_key = entry.expire_at().map(|t| (t, entry.cas(), hash));
