@@ -19,6 +19,7 @@ pub mod connection;
 pub mod expire;
 pub mod keys;
 pub mod kvs;
+pub mod redis_docs;
 pub mod server;
 pub mod strings;
 
@@ -148,12 +149,13 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
         unknown_command(ctx, args);
         return;
     };
-    if !ctx.session.authenticated && !NO_AUTH.contains(&spec.name) {
-        ctx.out.error("NOAUTH Authentication required.");
-        return;
-    }
+    // Redis checks the argument count before authentication
     if !spec.arity_ok(args.len()) {
         ctx.wrong_args(spec.name);
+        return;
+    }
+    if !ctx.session.authenticated && !NO_AUTH.contains(&spec.name) {
+        ctx.out.error("NOAUTH Authentication required.");
         return;
     }
     ctx.shared
