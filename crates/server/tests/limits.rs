@@ -75,10 +75,15 @@ fn client_query_buffer_limit_closes_only_that_client() {
             break;
         }
     }
+    let started = std::time::Instant::now();
     assert_eq!(
         c.read_to_close(),
         b"",
         "closed without a reply, as Redis does"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "closed by the server, not by the read timeout"
     );
     assert_eq!(
         bystander.cmd(&["GET", "k"]),
