@@ -94,28 +94,42 @@ fn client_query_buffer_limit_closes_only_that_client() {
 #[test]
 fn maxclients_refuses_the_next_client_and_frees_slots() {
     let s = magpie(&["--maxclients", "2"]);
-    let mut a = s.client();
+    // the harness's port probe holds a slot until the server sees it close
+    let mut a = connect_when_admitted(&s);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !a
+        .cmd_str(&["INFO", "clients"])
+        .contains("connected_clients:1\r\n")
+    {
+        assert!(std::time::Instant::now() < deadline, "probe never released");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let mut b = s.client();
-    assert_eq!(a.cmd(&["PING"]), b"+PONG\r\n");
     assert_eq!(b.cmd(&["PING"]), b"+PONG\r\n");
     let mut c = s.client();
     assert_eq!(c.read_to_close(), b"-ERR max number of clients reached\r\n");
     drop(b);
     // the slot is released once the server sees the close
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let mut d = s.client();
-        d.send(b"PING\r\n");
-        let got = d.read_to_close_or_line();
-        if got == b"+PONG\r\n" {
-            break;
-        }
-        assert_eq!(got, b"-ERR max number of clients reached\r\n");
-        assert!(std::time::Instant::now() < deadline, "slot never freed");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    connect_when_admitted(&s);
     let info = a.cmd_str(&["INFO", "stats"]);
     assert!(!info.contains("rejected_connections:0\r\n"), "{info}");
+}
+
+/// A client that got past the maxclients gate (retrying while slots are
+/// held by connections the server has not yet seen close).
+fn connect_when_admitted(s: &Server) -> RawClient {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let mut c = s.client();
+        c.send(b"PING\r\n");
+        let got = c.read_to_close_or_line();
+        if got == b"+PONG\r\n" {
+            return c;
+        }
+        assert_eq!(got, b"-ERR max number of clients reached\r\n");
+        assert!(std::time::Instant::now() < deadline, "no slot freed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 trait LineOrClose {
