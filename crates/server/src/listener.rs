@@ -63,6 +63,7 @@ fn admit(shared: &Shared, stream: &TcpStream, addr: SocketAddr) -> Option<Arc<Cl
         id: shared.next_client_id.fetch_add(1, Ordering::Relaxed),
         addr,
         laddr: stream.local_addr().unwrap_or(addr),
+        fd: std::os::fd::AsRawFd::as_raw_fd(stream),
         created: Instant::now(),
         state: parking_lot::Mutex::new(ClientState {
             resp: 2,

@@ -57,6 +57,8 @@ pub struct ClientInfo {
     pub addr: SocketAddr,
     /// Local address.
     pub laddr: SocketAddr,
+    /// Socket file descriptor (CLIENT LIST `fd=`).
+    pub fd: i32,
     /// When the connection was accepted.
     pub created: Instant,
     /// Mutable details, updated at most once per read batch.

@@ -1,8 +1,13 @@
 //! Connection commands: PING, ECHO, QUIT, SELECT, AUTH, HELLO, CLIENT.
 
+use std::fmt::Write as _;
+use std::time::Instant;
+
 use magpie_protocol::resp::{Args, Proto};
 
-use super::{int_arg, CommandSpec, Ctx};
+use super::server::{dispatch_subcommand, subcommand, write_help, REDIS_VERSION};
+use super::{int_arg, is, proto_version, CommandSpec, Ctx};
+use crate::shared::{ClientInfo, ClientState};
 
 /// The connection family's table.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -21,7 +26,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "echo",
         arity: 2,
-        flags: &["fast"],
+        flags: &["loading", "stale", "fast"],
         first_key: 0,
         last_key: 0,
         step: 0,
@@ -33,7 +38,14 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "quit",
         arity: -1,
-        flags: &["fast", "no-auth"],
+        flags: &[
+            "noscript",
+            "loading",
+            "stale",
+            "fast",
+            "no_auth",
+            "allow_busy",
+        ],
         first_key: 0,
         last_key: 0,
         step: 0,
@@ -54,6 +66,135 @@ pub const COMMANDS: &[CommandSpec] = &[
         syntax: "index",
         handler: select,
     },
+    CommandSpec {
+        name: "auth",
+        arity: -2,
+        flags: &[
+            "noscript",
+            "loading",
+            "stale",
+            "fast",
+            "no_auth",
+            "allow_busy",
+        ],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        group: "connection",
+        summary: "Authenticates the connection.",
+        syntax: "[username] password",
+        handler: auth,
+    },
+    CommandSpec {
+        name: "hello",
+        arity: -1,
+        flags: &[
+            "noscript",
+            "loading",
+            "stale",
+            "fast",
+            "no_auth",
+            "allow_busy",
+        ],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        group: "connection",
+        summary: "Handshakes with the server: protocol version, authentication, client name.",
+        syntax: "[protover [AUTH username password] [SETNAME clientname]]",
+        handler: hello,
+    },
+    CommandSpec {
+        name: "client",
+        arity: -2,
+        flags: &[],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        group: "connection",
+        summary: "A container for client connection commands.",
+        syntax: "",
+        handler: client,
+    },
+];
+
+const CLIENT_FLAGS: &[&str] = &["noscript", "loading", "stale"];
+const CLIENT_ADMIN_FLAGS: &[&str] = &["admin", "noscript", "loading", "stale"];
+
+/// CLIENT's subcommands.
+pub const CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
+    subcommand(
+        "client|id",
+        "connection",
+        2,
+        CLIENT_FLAGS,
+        "Returns the unique client ID of the connection.",
+        "",
+        client_id,
+    ),
+    subcommand(
+        "client|setname",
+        "connection",
+        3,
+        CLIENT_FLAGS,
+        "Sets the connection name.",
+        "connection-name",
+        client_setname,
+    ),
+    subcommand(
+        "client|getname",
+        "connection",
+        2,
+        CLIENT_FLAGS,
+        "Returns the name of the connection.",
+        "",
+        client_getname,
+    ),
+    subcommand(
+        "client|list",
+        "connection",
+        -2,
+        CLIENT_ADMIN_FLAGS,
+        "Lists open connections.",
+        "[TYPE <NORMAL | MASTER | REPLICA | PUBSUB>] [ID client-id [client-id ...]]",
+        client_list,
+    ),
+    subcommand(
+        "client|info",
+        "connection",
+        2,
+        CLIENT_FLAGS,
+        "Returns information about the connection.",
+        "",
+        client_info,
+    ),
+    subcommand(
+        "client|setinfo",
+        "connection",
+        4,
+        CLIENT_FLAGS,
+        "Sets information specific to the client or connection.",
+        "<LIB-NAME libname | LIB-VER libver>",
+        client_setinfo,
+    ),
+    subcommand(
+        "client|no-evict",
+        "connection",
+        3,
+        CLIENT_ADMIN_FLAGS,
+        "Sets the client eviction mode of the connection (magpie never evicts clients).",
+        "<ON | OFF>",
+        client_no_evict,
+    ),
+    subcommand(
+        "client|help",
+        "connection",
+        2,
+        &["loading", "stale"],
+        "Returns helpful text about the different subcommands.",
+        "",
+        client_help,
+    ),
 ];
 
 fn ping(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
@@ -89,4 +230,354 @@ fn select(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
 pub fn set_proto(ctx: &mut Ctx<'_, '_>, proto: Proto) {
     ctx.session.proto = proto;
     ctx.out.set_proto(proto);
+}
+
+/// Redis's `ACLAuthenticateUser` for the only user magpie has, `default`:
+/// without `requirepass` it takes any password, with it only that one.
+fn password_ok(ctx: &Ctx<'_, '_>, user: &[u8], pass: &[u8]) -> bool {
+    if user != b"default" {
+        return false;
+    }
+    match &ctx.shared.runtime.read().requirepass {
+        None => true,
+        Some(p) => constant_time_eq(p.as_bytes(), pass),
+    }
+}
+
+/// Compares without stopping at the first difference, so response time
+/// does not tell how much of a guessed password was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+fn auth(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
+    let (user, pass) = match args.len() {
+        2 => {
+            if ctx.shared.runtime.read().requirepass.is_none() {
+                ctx.out.error(
+                    "ERR AUTH <password> called without any password configured for the default user. \
+                     Are you sure your configuration is correct?",
+                );
+                return;
+            }
+            (&b"default"[..], args.get(1))
+        }
+        3 => (args.get(1), args.get(2)),
+        _ => {
+            ctx.syntax_error();
+            return;
+        }
+    };
+    if password_ok(ctx, user, pass) {
+        ctx.session.authenticated = true;
+        ctx.out.ok();
+    } else {
+        ctx.out.error(WRONGPASS);
+    }
+}
+
+/// Redis accepts client names and library info made only of the printable
+/// characters `!`..`~` (no spaces or newlines).
+fn valid_client_attr(v: &[u8]) -> bool {
+    v.iter().all(|&b| (b'!'..=b'~').contains(&b))
+}
+
+fn hello(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
+    let mut proto = None;
+    if args.len() >= 2 {
+        let Some(v) = magpie_protocol::int::parse_i64(args.get(1)) else {
+            ctx.out
+                .error("ERR Protocol version is not an integer or out of range");
+            return;
+        };
+        proto = match v {
+            2 => Some(Proto::Resp2),
+            3 => Some(Proto::Resp3),
+            _ => {
+                ctx.out.error("NOPROTO unsupported protocol version");
+                return;
+            }
+        };
+    }
+    let mut credentials = None;
+    let mut name = None;
+    let mut i = 2;
+    while i < args.len() {
+        let opt = args.get(i);
+        let more = args.len() - 1 - i;
+        if is(opt, "auth") && more >= 2 {
+            credentials = Some((args.get(i + 1), args.get(i + 2)));
+            i += 3;
+        } else if is(opt, "setname") && more >= 1 {
+            let n = args.get(i + 1);
+            if !valid_client_attr(n) {
+                ctx.out.error(BAD_NAME);
+                return;
+            }
+            name = Some(n);
+            i += 2;
+        } else {
+            ctx.out.error(&format!(
+                "ERR Syntax error in HELLO option '{}'",
+                super::sanitize(opt)
+            ));
+            return;
+        }
+    }
+    if let Some((user, pass)) = credentials {
+        if !password_ok(ctx, user, pass) {
+            ctx.out.error(WRONGPASS);
+            return;
+        }
+        ctx.session.authenticated = true;
+    }
+    if !ctx.session.authenticated {
+        ctx.out.error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+             HELLO AUTH <user> <pass> option can be used to authenticate the client and select \
+             the RESP protocol version at the same time",
+        );
+        return;
+    }
+    if let Some(n) = name {
+        set_name(ctx, n);
+    }
+    if let Some(p) = proto {
+        set_proto(ctx, p);
+    }
+    ctx.out.map(7);
+    ctx.out.bulk(b"server");
+    ctx.out.bulk(b"redis");
+    ctx.out.bulk(b"version");
+    ctx.out.bulk(REDIS_VERSION.as_bytes());
+    ctx.out.bulk(b"proto");
+    ctx.out.integer(proto_version(ctx.session.proto));
+    ctx.out.bulk(b"id");
+    ctx.out.integer(ctx.session.id() as i64);
+    ctx.out.bulk(b"mode");
+    ctx.out.bulk(b"standalone");
+    ctx.out.bulk(b"role");
+    ctx.out.bulk(b"master");
+    ctx.out.bulk(b"modules");
+    ctx.out.array(0);
+}
+
+const BAD_NAME: &str = "ERR Client names cannot contain spaces, newlines or special characters.";
+
+/// Sets (or with an empty name clears) the connection name in the registry,
+/// where CLIENT LIST and GETNAME read it.
+fn set_name(ctx: &mut Ctx<'_, '_>, name: &[u8]) {
+    let mut st = ctx.session.info.state.lock();
+    st.name.clear();
+    st.name.extend_from_slice(name);
+}
+
+fn client(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
+    dispatch_subcommand(ctx, args, "client", CLIENT_SUBCOMMANDS);
+}
+
+fn client_id(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) {
+    ctx.out.integer(ctx.session.id() as i64);
+}
+
+fn client_setname(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
+    let name = args.get(2);
+    if !valid_client_attr(name) {
+        ctx.out.error(BAD_NAME);
+        return;
+    }
+    set_name(ctx, name);
+    ctx.out.ok();
+}
+
+fn client_getname(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) {
+    let st = ctx.session.info.state.lock();
+    if st.name.is_empty() {
+        drop(st);
+        ctx.out.null();
+    } else {
+        ctx.out.bulk(&st.name);
+    }
+}
+
+fn client_setinfo(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
+    let (attr, value) = (args.get(2), args.get(3));
+    let lib_name = if is(attr, "lib-name") {
+        true
+    } else if is(attr, "lib-ver") {
+        false
+    } else {
+        ctx.out.error(&format!(
+            "ERR Unrecognized option '{}'",
+            super::sanitize(attr)
+        ));
+        return;
+    };
+    if !valid_client_attr(value) {
+        ctx.out.error(&format!(
+            "ERR {} cannot contain spaces, newlines or special characters.",
+            super::sanitize(attr)
+        ));
+        return;
+    }
+    {
+        let mut st = ctx.session.info.state.lock();
+        let field = if lib_name {
+            &mut st.lib_name
+        } else {
+            &mut st.lib_ver
+        };
+        field.clear();
+        field.extend_from_slice(value);
+    }
+    ctx.out.ok();
+}
+
+fn client_no_evict(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
+    // accepted for compatibility: magpie never evicts clients either way
+    if is(args.get(2), "on") || is(args.get(2), "off") {
+        ctx.out.ok();
+    } else {
+        ctx.syntax_error();
+    }
+}
+
+/// Appends one CLIENT LIST line (Redis 7.0's fields, plus 7.2's lib-name
+/// and lib-ver). magpie does not account per-client buffers, so the buffer
+/// and memory fields are 0.
+fn client_line(out: &mut String, info: &ClientInfo, st: &ClientState, now: Instant) {
+    let age = now.saturating_duration_since(info.created).as_secs();
+    let idle = st
+        .last_active
+        .map_or(age, |t| now.saturating_duration_since(t).as_secs());
+    let cmd = if st.last_cmd.is_empty() {
+        "NULL"
+    } else {
+        &st.last_cmd
+    };
+    let _ = writeln!(
+        out,
+        "id={} addr={} laddr={} fd={} name={} age={age} idle={idle} flags=N db={} \
+         sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 \
+         obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={} \
+         lib-name={} lib-ver={}",
+        info.id,
+        info.addr,
+        info.laddr,
+        info.fd,
+        String::from_utf8_lossy(&st.name),
+        st.db,
+        st.resp,
+        String::from_utf8_lossy(&st.lib_name),
+        String::from_utf8_lossy(&st.lib_ver),
+    );
+}
+
+/// This connection's registry state with the live session values, which
+/// the registry only receives at the end of each read batch.
+fn own_state(ctx: &Ctx<'_, '_>) -> ClientState {
+    let mut st = ctx.session.info.state.lock().clone();
+    st.db = ctx.session.db;
+    st.resp = proto_version(ctx.session.proto) as u8;
+    st.last_cmd.clear();
+    st.last_cmd.push_str(ctx.session.last_cmd);
+    st.last_active = Some(Instant::now());
+    st
+}
+
+fn client_list(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
+    // like Redis 7.0: no option, or exactly one of TYPE t / ID id...
+    let mut ids: Option<Vec<u64>> = None;
+    if args.len() == 4 && is(args.get(2), "type") {
+        let t = args.get(3);
+        if ["master", "replica", "slave", "pubsub"]
+            .iter()
+            .any(|w| is(t, w))
+        {
+            ids = Some(Vec::new()); // magpie has no such clients
+        } else if !is(t, "normal") {
+            ctx.out
+                .error(&format!("ERR Unknown client type '{}'", super::sanitize(t)));
+            return;
+        }
+    } else if args.len() > 3 && is(args.get(2), "id") {
+        let mut list = Vec::with_capacity((args.len() - 3).min(64));
+        for a in args.iter().skip(3) {
+            match magpie_protocol::int::parse_i64(a) {
+                Some(n) if n > 0 => list.push(n as u64),
+                Some(_) => {}
+                None => {
+                    ctx.out.error("ERR Invalid client ID");
+                    return;
+                }
+            }
+        }
+        ids = Some(list);
+    } else if args.len() != 2 {
+        ctx.syntax_error();
+        return;
+    }
+    let clients: Vec<_> = ctx.shared.clients.lock().values().cloned().collect();
+    let now = Instant::now();
+    let mut text = String::with_capacity(clients.len() * 300);
+    for c in clients {
+        if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
+            continue;
+        }
+        let st = if c.id == ctx.session.id() {
+            own_state(ctx)
+        } else {
+            c.state.lock().clone()
+        };
+        client_line(&mut text, &c, &st, now);
+    }
+    ctx.out.verbatim(text.as_bytes());
+}
+
+fn client_info(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) {
+    let st = own_state(ctx);
+    let mut text = String::with_capacity(300);
+    client_line(&mut text, &ctx.session.info, &st, Instant::now());
+    ctx.out.verbatim(text.as_bytes());
+}
+
+fn client_help(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) {
+    write_help(
+        ctx.out,
+        "CLIENT",
+        &[
+            ("GETNAME", "Return the name of the current connection."),
+            ("ID", "Return the ID of the current connection."),
+            (
+                "INFO",
+                "Return information about the current client connection.",
+            ),
+            (
+                "LIST [options ...]",
+                "Return information about client connections. Options:",
+            ),
+            (
+                "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+                "  Return clients of specified type.",
+            ),
+            (
+                "    * ID <client-id> [<client-id> ...]",
+                "  Return clients of the given ids.",
+            ),
+            (
+                "SETNAME <name>",
+                "Assign the name <name> to the current connection.",
+            ),
+            (
+                "SETINFO <LIB-NAME|LIB-VER> <value>",
+                "Set the client library name or version.",
+            ),
+            (
+                "NO-EVICT (ON|OFF)",
+                "Accepted for compatibility; magpie never evicts clients.",
+            ),
+        ],
+    );
 }

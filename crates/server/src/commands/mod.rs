@@ -18,6 +18,7 @@ pub mod connection;
 pub mod expire;
 pub mod keys;
 pub mod kvs;
+pub mod redis_docs;
 pub mod server;
 pub mod strings;
 
@@ -154,12 +155,13 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
         unknown_command(ctx, args);
         return;
     };
-    if !ctx.session.authenticated && !NO_AUTH.contains(&spec.name) {
-        ctx.out.error("NOAUTH Authentication required.");
-        return;
-    }
+    // Redis checks the argument count before authentication
     if !spec.arity_ok(args.len()) {
         ctx.wrong_args(spec.name);
+        return;
+    }
+    if !ctx.session.authenticated && !NO_AUTH.contains(&spec.name) {
+        ctx.out.error("NOAUTH Authentication required.");
         return;
     }
     ctx.session.counters.commands += 1;
