@@ -425,6 +425,13 @@ fn set(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     let (key, value, flags) = (args.get(1), args.get(2), opts.flags);
     let shared = ctx.shared;
     let mut txn = shared.engine.txn(ctx.session.db, &[key], ctx.now);
+    if flags & (NX | XX | GET | KEEPTTL) == 0 {
+        // plain SET (the hot path): no need to look at the old value
+        txn.set(key, &[value], 0, expire);
+        drop(txn);
+        ctx.out.ok();
+        return;
+    }
     let old = txn.get(key);
     let found = old.is_some();
     let old_expire = old.and_then(|v| v.meta.expire_at);
