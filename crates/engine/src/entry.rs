@@ -248,7 +248,14 @@ mod tests {
 
     #[test]
     fn empty_key_and_value() {
-        let e = Entry::build(b"", &[], Meta { cas: 7, ..Meta::default() });
+        let e = Entry::build(
+            b"",
+            &[],
+            Meta {
+                cas: 7,
+                ..Meta::default()
+            },
+        );
         assert_eq!(e.key(), b"");
         assert_eq!(e.value(), b"");
         assert_eq!(e.cas(), 7);

@@ -26,13 +26,14 @@ mod shard;
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use foldhash::fast::RandomState;
 use parking_lot::{Mutex, MutexGuard};
 
-pub use entry::{Meta, MAX_PART_LEN};
 use entry::Entry;
+pub use entry::{Meta, MAX_PART_LEN};
 use shard::Shard;
 
 /// Current wall-clock time in ms since the Unix epoch: the unit of every
@@ -97,6 +98,61 @@ pub struct MemoryInfo {
     pub tables: usize,
 }
 
+/// One change to the keyspace, as handed to a [`MutationSink`]: enough to
+/// replay it exactly (a durable log, a replica). Every record describes the
+/// outcome of the operation, never the command that caused it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutation<'a> {
+    /// `key` now holds `value` with this metadata (every kind of write that
+    /// changes the value or flags: SET, APPEND, INCR, set_flags...).
+    Set {
+        /// Database index.
+        db: usize,
+        /// The key.
+        key: &'a [u8],
+        /// The whole new value.
+        value: &'a [u8],
+        /// Client flags.
+        flags: u32,
+        /// Absolute expiry in ms, if any.
+        expire_at: Option<u64>,
+        /// CAS of the new version.
+        cas: u64,
+    },
+    /// `key` was removed by a command (not by expiry).
+    Del {
+        /// Database index.
+        db: usize,
+        /// The key.
+        key: &'a [u8],
+    },
+    /// The expiry of an existing `key` changed (value and CAS kept).
+    Expire {
+        /// Database index.
+        db: usize,
+        /// The key.
+        key: &'a [u8],
+        /// New absolute expiry in ms, or None for no expiry.
+        at: Option<u64>,
+    },
+    /// Database `db` was emptied.
+    FlushDb {
+        /// Database index.
+        db: usize,
+    },
+    /// Every database was emptied.
+    FlushAll,
+}
+
+/// Receives every [`Mutation`] as it is applied. Called while the shard
+/// lock(s) of the change are held, so the order in which a sink sees the
+/// records of one key is the order they were applied in. Implementations
+/// must be quick and must not call back into the engine.
+pub trait MutationSink: Send + Sync {
+    /// Takes one record.
+    fn record(&self, m: Mutation<'_>);
+}
+
 struct Db {
     shards: Box<[Mutex<Shard>]>,
 }
@@ -108,6 +164,7 @@ pub struct Engine {
     hasher: RandomState,
     next_cas: AtomicU64,
     stats: EngineStats,
+    sink: OnceLock<Arc<dyn MutationSink>>,
 }
 
 impl Engine {
@@ -125,7 +182,93 @@ impl Engine {
             hasher: RandomState::default(),
             next_cas: AtomicU64::new(1),
             stats: EngineStats::default(),
+            sink: OnceLock::new(),
         }
+    }
+
+    /// Installs the sink that receives every later mutation (persistence).
+    /// Only one sink can ever be installed; returns false if one already was.
+    /// Without a sink, writes pay one pointer check.
+    pub fn set_sink(&self, sink: Arc<dyn MutationSink>) -> bool {
+        self.sink.set(sink).is_ok()
+    }
+
+    fn sink(&self) -> Option<&dyn MutationSink> {
+        self.sink.get().map(|s| &**s)
+    }
+
+    /// Applies a logged mutation without emitting a record (recovery). Expiry
+    /// is not evaluated: an entry keeps its expiry, even a past one, so later
+    /// records (a PERSIST) act on it exactly as they did live; call
+    /// [`Engine::expire_cycle`] with `usize::MAX` once replay is over.
+    /// Set records keep their CAS, and later CAS values are issued above it.
+    /// Panics if a record names a database out of range (check first).
+    pub fn replay(&self, m: Mutation<'_>) {
+        match m {
+            Mutation::Set {
+                db,
+                key,
+                value,
+                flags,
+                expire_at,
+                cas,
+            } => {
+                let hash = self.hash(key);
+                let meta = Meta {
+                    cas,
+                    expire_at,
+                    flags,
+                };
+                self.next_cas
+                    .fetch_max(cas.saturating_add(1), Ordering::Relaxed);
+                let entry = Entry::build(key, &[value], meta);
+                self.dbs[db].shards[self.shard_of(hash)]
+                    .lock()
+                    .insert(&self.hasher, hash, entry);
+            }
+            Mutation::Del { db, key } => {
+                let hash = self.hash(key);
+                self.dbs[db].shards[self.shard_of(hash)]
+                    .lock()
+                    .remove(hash, key);
+            }
+            Mutation::Expire { db, key, at } => {
+                let hash = self.hash(key);
+                self.dbs[db].shards[self.shard_of(hash)].lock().update_meta(
+                    &self.hasher,
+                    hash,
+                    key,
+                    |m| Meta { expire_at: at, ..m },
+                );
+            }
+            Mutation::FlushDb { db } => {
+                for s in self.dbs[db].shards.iter() {
+                    s.lock().clear();
+                }
+            }
+            Mutation::FlushAll => {
+                for db in self.dbs.iter() {
+                    for s in db.shards.iter() {
+                        s.lock().clear();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Calls `f` with every entry of shard `shard` of database `db`, expired
+    /// or not, holding only that shard's lock for the duration (snapshots
+    /// walk the keyspace one shard at a time while writes go on elsewhere).
+    pub fn visit_shard(&self, db: usize, shard: usize, mut f: impl FnMut(&[u8], View<'_>)) {
+        self.dbs[db].shards[shard].lock().for_each_live(0, |e| {
+            f(
+                e.key(),
+                View {
+                    value: e.value(),
+                    meta: e.meta(),
+                },
+            )
+        });
     }
 
     /// Number of logical databases.
@@ -176,6 +319,7 @@ impl Engine {
         };
         Txn {
             engine: self,
+            db,
             now,
             guards,
         }
@@ -188,13 +332,16 @@ impl Engine {
 
     /// Key and TTL counts of database `db`.
     pub fn db_info(&self, db: usize) -> DbInfo {
-        self.dbs[db].shards.iter().fold(DbInfo::default(), |acc, s| {
-            let s = s.lock();
-            DbInfo {
-                keys: acc.keys + s.len(),
-                expires: acc.expires + s.expires_len(),
-            }
-        })
+        self.dbs[db]
+            .shards
+            .iter()
+            .fold(DbInfo::default(), |acc, s| {
+                let s = s.lock();
+                DbInfo {
+                    keys: acc.keys + s.len(),
+                    expires: acc.expires + s.expires_len(),
+                }
+            })
     }
 
     /// Bytes held by entries and tables across all databases.
@@ -210,17 +357,33 @@ impl Engine {
         m
     }
 
-    /// Empties database `db`.
+    /// Empties database `db`. All its shards are locked together (in
+    /// ascending order, like a [`Txn`]) so the flush is one point in time
+    /// relative to every write, which is what a replayed log needs.
     pub fn flush_db(&self, db: usize) {
-        for s in self.dbs[db].shards.iter() {
-            s.lock().clear();
+        let mut guards: Vec<_> = self.dbs[db].shards.iter().map(|s| s.lock()).collect();
+        if let Some(sink) = self.sink() {
+            sink.record(Mutation::FlushDb { db });
+        }
+        for g in guards.iter_mut() {
+            g.clear();
         }
     }
 
-    /// Empties every database.
+    /// Empties every database, atomically with respect to writes (all
+    /// shards locked; a [`Txn`] never holds shards of two databases, so the
+    /// database-by-database order cannot deadlock).
     pub fn flush_all(&self) {
-        for db in 0..self.dbs.len() {
-            self.flush_db(db);
+        let mut guards: Vec<_> = self
+            .dbs
+            .iter()
+            .flat_map(|d| d.shards.iter().map(|s| s.lock()))
+            .collect();
+        if let Some(sink) = self.sink() {
+            sink.record(Mutation::FlushAll);
+        }
+        for g in guards.iter_mut() {
+            g.clear();
         }
     }
 
@@ -297,7 +460,9 @@ impl Engine {
                 }
                 bucket += 1;
                 if examined >= count && bucket < n {
-                    return ((shard as u64) << 56) | ((epoch as u64) << BUCKET_BITS) | bucket as u64;
+                    return ((shard as u64) << 56)
+                        | ((epoch as u64) << BUCKET_BITS)
+                        | bucket as u64;
                 }
             }
             drop(s);
@@ -344,7 +509,8 @@ impl Engine {
 
     fn random(&self) -> u64 {
         // a fresh seeded hash of a counter: good enough for sampling, no dependency
-        self.hasher.hash_one(self.next_cas.load(Ordering::Relaxed) ^ now_ms())
+        self.hasher
+            .hash_one(self.next_cas.load(Ordering::Relaxed) ^ now_ms())
     }
 }
 
@@ -361,6 +527,7 @@ enum Guards<'a> {
 /// persistence and replication hook in.
 pub struct Txn<'a> {
     engine: &'a Engine,
+    db: usize,
     now: u64,
     guards: Guards<'a>,
 }
@@ -434,6 +601,7 @@ impl<'a> Txn<'a> {
             self.remove(key);
             return 0;
         }
+        let db = self.db;
         let (hash, shard, engine) = self.shard(key);
         let cas = engine.next_cas();
         let meta = Meta {
@@ -442,6 +610,16 @@ impl<'a> Txn<'a> {
             flags,
         };
         let entry = Entry::build_with(key, len, meta, fill);
+        if let Some(sink) = engine.sink() {
+            sink.record(Mutation::Set {
+                db,
+                key,
+                value: entry.value(),
+                flags,
+                expire_at,
+                cas,
+            });
+        }
         shard.insert(&engine.hasher, hash, entry);
         cas
     }
@@ -449,24 +627,44 @@ impl<'a> Txn<'a> {
     /// Rewrites the value of an existing live `key`, keeping its flags and
     /// expiry: `fill` receives the old value and a zeroed buffer of `len`
     /// bytes. Returns the new CAS, or None when the key is absent.
-    pub fn rewrite(&mut self, key: &[u8], len: usize, fill: impl FnOnce(&[u8], &mut [u8])) -> Option<u64> {
-        let now = self.now;
+    pub fn rewrite(
+        &mut self,
+        key: &[u8],
+        len: usize,
+        fill: impl FnOnce(&[u8], &mut [u8]),
+    ) -> Option<u64> {
+        let (now, db) = (self.now, self.db);
         let (hash, shard, engine) = self.shard(key);
         let (old, _) = shard.get(hash, key, now);
         let old = old?;
         let cas = engine.next_cas();
         let meta = Meta { cas, ..old.meta() };
         let entry = Entry::build_with(key, len, meta, |dst| fill(old.value(), dst));
+        if let Some(sink) = engine.sink() {
+            sink.record(Mutation::Set {
+                db,
+                key,
+                value: entry.value(),
+                flags: meta.flags,
+                expire_at: meta.expire_at,
+                cas,
+            });
+        }
         shard.insert(&engine.hasher, hash, entry);
         Some(cas)
     }
 
     /// Deletes `key`; true if a live value was removed.
     pub fn remove(&mut self, key: &[u8]) -> bool {
-        let now = self.now;
-        let (hash, shard, _) = self.shard(key);
+        let (now, db) = (self.now, self.db);
+        let (hash, shard, engine) = self.shard(key);
         match shard.remove(hash, key) {
-            Some(old) => !old.is_expired(now),
+            Some(old) => {
+                if let Some(sink) = engine.sink() {
+                    sink.record(Mutation::Del { db, key });
+                }
+                !old.is_expired(now)
+            }
             None => false,
         }
     }
@@ -482,7 +680,15 @@ impl<'a> Txn<'a> {
             self.remove(key);
             return true;
         }
+        let db = self.db;
         let (hash, shard, engine) = self.shard(key);
+        if let Some(sink) = engine.sink() {
+            sink.record(Mutation::Expire {
+                db,
+                key,
+                at: expire_at,
+            });
+        }
         shard.update_meta(&engine.hasher, hash, key, |m| Meta { expire_at, ..m })
     }
 
@@ -491,9 +697,24 @@ impl<'a> Txn<'a> {
         if !self.exists(key) {
             return false;
         }
+        let db = self.db;
         let (hash, shard, engine) = self.shard(key);
         let cas = engine.next_cas();
-        shard.update_meta(&engine.hasher, hash, key, |m| Meta { flags, cas, ..m })
+        let updated = shard.update_meta(&engine.hasher, hash, key, |m| Meta { flags, cas, ..m });
+        if let (true, Some(sink)) = (updated, engine.sink()) {
+            if let Some(e) = shard.peek(hash, key, 0) {
+                let meta = e.meta();
+                sink.record(Mutation::Set {
+                    db,
+                    key,
+                    value: e.value(),
+                    flags: meta.flags,
+                    expire_at: meta.expire_at,
+                    cas: meta.cas,
+                });
+            }
+        }
+        updated
     }
 }
 

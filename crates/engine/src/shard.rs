@@ -58,6 +58,14 @@ impl Shard {
         self.table.get_bucket(index)
     }
 
+    /// Looks `key` up without removing it: None when absent or expired at `now`
+    /// (pass 0 to see expired entries too).
+    pub(crate) fn peek(&self, hash: u64, key: &[u8], now: u64) -> Option<&Entry> {
+        self.table
+            .find(hash, |e| e.key() == key)
+            .filter(|e| !e.is_expired(now))
+    }
+
     /// Looks `key` up; an entry that has expired by `now` is removed and
     /// reported as missing (lazy expiry). Returns whether one was expired.
     pub(crate) fn get(&mut self, hash: u64, key: &[u8], now: u64) -> (Option<&Entry>, bool) {
@@ -81,10 +89,7 @@ impl Shard {
             self.epoch = self.epoch.wrapping_add(1);
         }
         let key_eq = |e: &Entry| e.key() == entry.key();
-        let old = match self
-            .table
-            .entry(hash, key_eq, |e| hash_of(state, e.key()))
-        {
+        let old = match self.table.entry(hash, key_eq, |e| hash_of(state, e.key())) {
             Slot::Occupied(mut o) => Some(std::mem::replace(o.get_mut(), entry)),
             Slot::Vacant(v) => {
                 v.insert(entry);
@@ -192,7 +197,9 @@ mod tests {
         let st = RandomState::default();
         let mut s = Shard::default();
         let h = hash_of(&st, b"a");
-        assert!(s.insert(&st, h, Entry::build(b"a", &[b"1"], meta(1, Some(10)))).is_none());
+        assert!(s
+            .insert(&st, h, Entry::build(b"a", &[b"1"], meta(1, Some(10))))
+            .is_none());
         assert_eq!(s.expires_len(), 1);
         let old = s.insert(&st, h, Entry::build(b"a", &[b"22"], meta(2, None)));
         assert_eq!(old.unwrap().value(), b"1");
@@ -208,7 +215,11 @@ mod tests {
         let mut s = Shard::default();
         for (i, t) in [5u64, 10, 15].iter().enumerate() {
             let k = [b'k', i as u8];
-            s.insert(&st, hash_of(&st, &k), Entry::build(&k, &[b"v"], meta(i as u64 + 1, Some(*t))));
+            s.insert(
+                &st,
+                hash_of(&st, &k),
+                Entry::build(&k, &[b"v"], meta(i as u64 + 1, Some(*t))),
+            );
         }
         let h0 = hash_of(&st, &[b'k', 0]);
         assert!(s.peek(h0, &[b'k', 0], 4).is_some());
