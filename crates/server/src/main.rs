@@ -12,7 +12,11 @@ use magpie::shared::Shared;
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Parser)]
-#[command(name = "magpie", version, about = "A key-value server with Redis, memcached and HTTP front doors")]
+#[command(
+    name = "magpie",
+    version,
+    about = "A key-value server with Redis, memcached and HTTP front doors"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,6 +26,11 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(ServeConfig),
+    /// Verify a data directory offline and print what it holds.
+    Check {
+        /// The data directory (as given to `serve --dir`).
+        dir: std::path::PathBuf,
+    },
 }
 
 fn main() {
@@ -37,6 +46,13 @@ fn main() {
                 std::process::exit(1);
             }
         }
+        Command::Check { dir } => match magpie_persist::check(&dir) {
+            Ok(report) => println!("{report}"),
+            Err(e) => {
+                eprintln!("magpie check: {e}");
+                std::process::exit(1);
+            }
+        },
     }
 }
 
@@ -60,6 +76,10 @@ fn serve(config: ServeConfig) -> std::io::Result<()> {
         shared.request_shutdown();
         // let connections finish the batch they are on
         tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(p) = shared.persist.get() {
+            // write and fsync whatever is queued, release the directory
+            p.shutdown();
+        }
         tracing::info!("magpie stopped");
         Ok::<_, std::io::Error>(())
     })?;

@@ -39,8 +39,9 @@ pub struct Ctx<'a, 'o> {
 impl Ctx<'_, '_> {
     /// `ERR wrong number of arguments for '<name>' command`.
     pub fn wrong_args(&mut self, name: &str) {
-        self.out
-            .error(&format!("ERR wrong number of arguments for '{name}' command"));
+        self.out.error(&format!(
+            "ERR wrong number of arguments for '{name}' command"
+        ));
     }
 
     /// `ERR syntax error`.
@@ -50,7 +51,8 @@ impl Ctx<'_, '_> {
 
     /// `ERR value is not an integer or out of range`.
     pub fn not_integer(&mut self) {
-        self.out.error("ERR value is not an integer or out of range");
+        self.out
+            .error("ERR value is not an integer or out of range");
     }
 
     /// Counts a keyspace read as a hit or a miss.
@@ -155,6 +157,14 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     if !spec.arity_ok(args.len()) {
         ctx.wrong_args(spec.name);
         return;
+    }
+    // as Redis: while the log cannot be written, refuse writes (and PING,
+    // so health checks notice) but keep serving reads
+    if spec.flags.contains(&"write") || spec.name == "ping" {
+        if let Some(err) = ctx.shared.write_refusal() {
+            ctx.out.error(&err);
+            return;
+        }
     }
     ctx.shared
         .counters

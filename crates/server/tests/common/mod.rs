@@ -66,12 +66,19 @@ impl Drop for Server {
     }
 }
 
-/// Starts `magpie serve` on a free port with extra flags.
+/// Starts `magpie serve` on a free port with extra flags. Without `--dir`
+/// the server runs `--ephemeral`, so tests never write into the cwd.
 pub fn magpie(extra: &[&str]) -> Server {
     let port = free_port();
+    let ephemeral: &[&str] = if extra.contains(&"--dir") {
+        &[]
+    } else {
+        &["--ephemeral"]
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_magpie"))
         .arg("serve")
         .args(["--port", &port.to_string()])
+        .args(ephemeral)
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -160,15 +167,26 @@ impl RawClient {
 
     fn read_line(&mut self) -> Vec<u8> {
         let mut line = Vec::new();
-        self.stream.read_until(b'\n', &mut line).expect("read reply line");
-        assert!(line.ends_with(b"\r\n"), "truncated reply line {:?}", String::from_utf8_lossy(&line));
+        self.stream
+            .read_until(b'\n', &mut line)
+            .expect("read reply line");
+        assert!(
+            line.ends_with(b"\r\n"),
+            "truncated reply line {:?}",
+            String::from_utf8_lossy(&line)
+        );
         line
     }
 
     /// Reads exactly one RESP2/RESP3 reply, returning its bytes.
     pub fn read_reply(&mut self) -> Vec<u8> {
         let mut out = self.read_line();
-        let n = || -> i64 { std::str::from_utf8(&out[1..out.len() - 2]).unwrap().parse().unwrap() };
+        let n = || -> i64 {
+            std::str::from_utf8(&out[1..out.len() - 2])
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
         match out[0] {
             b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => {}
             b'$' | b'=' | b'!' => {
@@ -246,7 +264,12 @@ pub fn differential_with(flags: &[&str], script: &str) -> bool {
         m.send_cmd(&args);
         let (want, got) = (r.read_reply(), m.read_reply());
         if loose {
-            assert_eq!(got[0], want[0], "line {}: {line}: reply types differ", n + 1);
+            assert_eq!(
+                got[0],
+                want[0],
+                "line {}: {line}: reply types differ",
+                n + 1
+            );
         } else {
             assert_eq!(
                 String::from_utf8_lossy(&got),
