@@ -26,6 +26,7 @@ mod shard;
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use foldhash::fast::RandomState;
@@ -97,6 +98,61 @@ pub struct MemoryInfo {
     pub tables: usize,
 }
 
+/// One change to the keyspace, as handed to a [`MutationSink`]: enough to
+/// replay it exactly (a durable log, a replica). Every record describes the
+/// outcome of the operation, never the command that caused it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutation<'a> {
+    /// `key` now holds `value` with this metadata (every kind of write that
+    /// changes the value or flags: SET, APPEND, INCR, set_flags...).
+    Set {
+        /// Database index.
+        db: usize,
+        /// The key.
+        key: &'a [u8],
+        /// The whole new value.
+        value: &'a [u8],
+        /// Client flags.
+        flags: u32,
+        /// Absolute expiry in ms, if any.
+        expire_at: Option<u64>,
+        /// CAS of the new version.
+        cas: u64,
+    },
+    /// `key` was removed by a command (not by expiry).
+    Del {
+        /// Database index.
+        db: usize,
+        /// The key.
+        key: &'a [u8],
+    },
+    /// The expiry of an existing `key` changed (value and CAS kept).
+    Expire {
+        /// Database index.
+        db: usize,
+        /// The key.
+        key: &'a [u8],
+        /// New absolute expiry in ms, or None for no expiry.
+        at: Option<u64>,
+    },
+    /// Database `db` was emptied.
+    FlushDb {
+        /// Database index.
+        db: usize,
+    },
+    /// Every database was emptied.
+    FlushAll,
+}
+
+/// Receives every [`Mutation`] as it is applied. Called while the shard
+/// lock(s) of the change are held, so the order in which a sink sees the
+/// records of one key is the order they were applied in. Implementations
+/// must be quick and must not call back into the engine.
+pub trait MutationSink: Send + Sync {
+    /// Takes one record.
+    fn record(&self, m: Mutation<'_>);
+}
+
 struct Db {
     shards: Box<[Mutex<Shard>]>,
 }
@@ -108,6 +164,7 @@ pub struct Engine {
     hasher: RandomState,
     next_cas: AtomicU64,
     stats: EngineStats,
+    sink: OnceLock<Arc<dyn MutationSink>>,
 }
 
 impl Engine {
@@ -125,7 +182,93 @@ impl Engine {
             hasher: RandomState::default(),
             next_cas: AtomicU64::new(1),
             stats: EngineStats::default(),
+            sink: OnceLock::new(),
         }
+    }
+
+    /// Installs the sink that receives every later mutation (persistence).
+    /// Only one sink can ever be installed; returns false if one already was.
+    /// Without a sink, writes pay one pointer check.
+    pub fn set_sink(&self, sink: Arc<dyn MutationSink>) -> bool {
+        self.sink.set(sink).is_ok()
+    }
+
+    fn sink(&self) -> Option<&dyn MutationSink> {
+        self.sink.get().map(|s| &**s)
+    }
+
+    /// Applies a logged mutation without emitting a record (recovery). Expiry
+    /// is not evaluated: an entry keeps its expiry, even a past one, so later
+    /// records (a PERSIST) act on it exactly as they did live; call
+    /// [`Engine::expire_cycle`] with `usize::MAX` once replay is over.
+    /// Set records keep their CAS, and later CAS values are issued above it.
+    /// Panics if a record names a database out of range (check first).
+    pub fn replay(&self, m: Mutation<'_>) {
+        match m {
+            Mutation::Set {
+                db,
+                key,
+                value,
+                flags,
+                expire_at,
+                cas,
+            } => {
+                let hash = self.hash(key);
+                let meta = Meta {
+                    cas,
+                    expire_at,
+                    flags,
+                };
+                self.next_cas
+                    .fetch_max(cas.saturating_add(1), Ordering::Relaxed);
+                let entry = Entry::build(key, &[value], meta);
+                self.dbs[db].shards[self.shard_of(hash)]
+                    .lock()
+                    .insert(&self.hasher, hash, entry);
+            }
+            Mutation::Del { db, key } => {
+                let hash = self.hash(key);
+                self.dbs[db].shards[self.shard_of(hash)]
+                    .lock()
+                    .remove(hash, key);
+            }
+            Mutation::Expire { db, key, at } => {
+                let hash = self.hash(key);
+                self.dbs[db].shards[self.shard_of(hash)].lock().update_meta(
+                    &self.hasher,
+                    hash,
+                    key,
+                    |m| Meta { expire_at: at, ..m },
+                );
+            }
+            Mutation::FlushDb { db } => {
+                for s in self.dbs[db].shards.iter() {
+                    s.lock().clear();
+                }
+            }
+            Mutation::FlushAll => {
+                for db in self.dbs.iter() {
+                    for s in db.shards.iter() {
+                        s.lock().clear();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Calls `f` with every entry of shard `shard` of database `db`, expired
+    /// or not, holding only that shard's lock for the duration (snapshots
+    /// walk the keyspace one shard at a time while writes go on elsewhere).
+    pub fn visit_shard(&self, db: usize, shard: usize, mut f: impl FnMut(&[u8], View<'_>)) {
+        self.dbs[db].shards[shard].lock().for_each_live(0, |e| {
+            f(
+                e.key(),
+                View {
+                    value: e.value(),
+                    meta: e.meta(),
+                },
+            )
+        });
     }
 
     /// Number of logical databases.
@@ -180,6 +323,7 @@ impl Engine {
         };
         Txn {
             engine: self,
+            db,
             now,
             guards,
             remembered,
@@ -218,17 +362,33 @@ impl Engine {
         m
     }
 
-    /// Empties database `db`.
+    /// Empties database `db`. All its shards are locked together (in
+    /// ascending order, like a [`Txn`]) so the flush is one point in time
+    /// relative to every write, which is what a replayed log needs.
     pub fn flush_db(&self, db: usize) {
-        for s in self.dbs[db].shards.iter() {
-            s.lock().clear();
+        let mut guards: Vec<_> = self.dbs[db].shards.iter().map(|s| s.lock()).collect();
+        if let Some(sink) = self.sink() {
+            sink.record(Mutation::FlushDb { db });
+        }
+        for g in guards.iter_mut() {
+            g.clear();
         }
     }
 
-    /// Empties every database.
+    /// Empties every database, atomically with respect to writes (all
+    /// shards locked; a [`Txn`] never holds shards of two databases, so the
+    /// database-by-database order cannot deadlock).
     pub fn flush_all(&self) {
-        for db in 0..self.dbs.len() {
-            self.flush_db(db);
+        let mut guards: Vec<_> = self
+            .dbs
+            .iter()
+            .flat_map(|d| d.shards.iter().map(|s| s.lock()))
+            .collect();
+        if let Some(sink) = self.sink() {
+            sink.record(Mutation::FlushAll);
+        }
+        for g in guards.iter_mut() {
+            g.clear();
         }
     }
 
@@ -372,6 +532,7 @@ enum Guards<'a> {
 /// persistence and replication hook in.
 pub struct Txn<'a> {
     engine: &'a Engine,
+    db: usize,
     now: u64,
     guards: Guards<'a>,
     /// (address, length, hash) of a single key named at the start, so the
@@ -451,6 +612,7 @@ impl<'a> Txn<'a> {
             self.remove(key);
             return 0;
         }
+        let db = self.db;
         let (hash, shard, engine) = self.shard(key);
         let cas = engine.next_cas();
         let meta = Meta {
@@ -459,6 +621,16 @@ impl<'a> Txn<'a> {
             flags,
         };
         let entry = Entry::build_with(key, len, meta, fill);
+        if let Some(sink) = engine.sink() {
+            sink.record(Mutation::Set {
+                db,
+                key,
+                value: entry.value(),
+                flags,
+                expire_at,
+                cas,
+            });
+        }
         shard.insert(&engine.hasher, hash, entry);
         cas
     }
@@ -472,13 +644,23 @@ impl<'a> Txn<'a> {
         len: usize,
         fill: impl FnOnce(&[u8], &mut [u8]),
     ) -> Option<u64> {
-        let now = self.now;
+        let (now, db) = (self.now, self.db);
         let (hash, shard, engine) = self.shard(key);
         let (old, _) = shard.get(hash, key, now);
         let old = old?;
         let cas = engine.next_cas();
         let meta = Meta { cas, ..old.meta() };
         let entry = Entry::build_with(key, len, meta, |dst| fill(old.value(), dst));
+        if let Some(sink) = engine.sink() {
+            sink.record(Mutation::Set {
+                db,
+                key,
+                value: entry.value(),
+                flags: meta.flags,
+                expire_at: meta.expire_at,
+                cas,
+            });
+        }
         shard.insert(&engine.hasher, hash, entry);
         Some(cas)
     }
@@ -501,17 +683,33 @@ impl<'a> Txn<'a> {
         let meta = Meta { cas, ..old.meta() };
         let value = old.value();
         let entry = Entry::build_with(dst, value.len(), meta, |d| d.copy_from_slice(value));
+        let db = self.db;
         let (hash, shard, engine) = self.shard(dst);
+        if let Some(sink) = engine.sink() {
+            sink.record(Mutation::Set {
+                db,
+                key: dst,
+                value: entry.value(),
+                flags: meta.flags,
+                expire_at: meta.expire_at,
+                cas,
+            });
+        }
         shard.insert(&engine.hasher, hash, entry);
         Some(cas)
     }
 
     /// Deletes `key`; true if a live value was removed.
     pub fn remove(&mut self, key: &[u8]) -> bool {
-        let now = self.now;
-        let (hash, shard, _) = self.shard(key);
+        let (now, db) = (self.now, self.db);
+        let (hash, shard, engine) = self.shard(key);
         match shard.remove(hash, key) {
-            Some(old) => !old.is_expired(now),
+            Some(old) => {
+                if let Some(sink) = engine.sink() {
+                    sink.record(Mutation::Del { db, key });
+                }
+                !old.is_expired(now)
+            }
             None => false,
         }
     }
@@ -527,7 +725,15 @@ impl<'a> Txn<'a> {
             self.remove(key);
             return true;
         }
+        let db = self.db;
         let (hash, shard, engine) = self.shard(key);
+        if let Some(sink) = engine.sink() {
+            sink.record(Mutation::Expire {
+                db,
+                key,
+                at: expire_at,
+            });
+        }
         shard.update_meta(&engine.hasher, hash, key, |m| Meta { expire_at, ..m })
     }
 
@@ -536,9 +742,24 @@ impl<'a> Txn<'a> {
         if !self.exists(key) {
             return false;
         }
+        let db = self.db;
         let (hash, shard, engine) = self.shard(key);
         let cas = engine.next_cas();
-        shard.update_meta(&engine.hasher, hash, key, |m| Meta { flags, cas, ..m })
+        let updated = shard.update_meta(&engine.hasher, hash, key, |m| Meta { flags, cas, ..m });
+        if let (true, Some(sink)) = (updated, engine.sink()) {
+            if let Some(e) = shard.peek(hash, key, 0) {
+                let meta = e.meta();
+                sink.record(Mutation::Set {
+                    db,
+                    key,
+                    value: e.value(),
+                    flags: meta.flags,
+                    expire_at: meta.expire_at,
+                    cas: meta.cas,
+                });
+            }
+        }
+        updated
     }
 }
 

@@ -58,6 +58,14 @@ impl Shard {
         self.table.get_bucket(index)
     }
 
+    /// Looks `key` up without removing it: None when absent or expired at `now`
+    /// (pass 0 to see expired entries too).
+    pub(crate) fn peek(&self, hash: u64, key: &[u8], now: u64) -> Option<&Entry> {
+        self.table
+            .find(hash, |e| e.key() == key)
+            .filter(|e| !e.is_expired(now))
+    }
+
     /// Looks `key` up; an entry that has expired by `now` is removed and
     /// reported as missing (lazy expiry). Returns whether one was expired.
     pub(crate) fn get(&mut self, hash: u64, key: &[u8], now: u64) -> (Option<&Entry>, bool) {

@@ -1,7 +1,10 @@
 //! `magpie serve` settings: command-line flags (Redis's names where Redis
 //! has one), each also readable from a `MAGPIE_*` environment variable.
 
+use std::path::PathBuf;
+
 use clap::Args;
+use magpie_persist::FsyncPolicy;
 
 /// Everything `magpie serve` can be told.
 #[derive(Args, Clone, Debug)]
@@ -55,7 +58,38 @@ pub struct ServeConfig {
     /// Worker threads (default: one per core).
     #[arg(long, env = "MAGPIE_THREADS")]
     pub threads: Option<usize>,
+
+    /// Data directory for the log and snapshots (see docs/persistence.md).
+    #[arg(long, default_value = "./magpie-data", env = "MAGPIE_DIR")]
+    pub dir: PathBuf,
+
+    /// When the log is fsynced: `always` (before each reply), `everysec`
+    /// or `no` (Redis `appendfsync`).
+    #[arg(long, default_value = "everysec", env = "MAGPIE_APPENDFSYNC")]
+    pub appendfsync: FsyncPolicy,
+
+    /// Keep nothing on disk: no data directory, no log.
+    #[arg(long, env = "MAGPIE_EPHEMERAL")]
+    pub ephemeral: bool,
+
+    /// Start even if the log is corrupt, truncating it at the first bad
+    /// record (the records after it are lost).
+    #[arg(long)]
+    pub repair: bool,
+
+    /// Compact the log only once it is at least this many bytes...
+    #[arg(long, default_value_t = 64 * 1024 * 1024, env = "MAGPIE_COMPACT_MIN_SIZE")]
+    pub compact_min_size: u64,
+
+    /// ...and at least this multiple of the last snapshot's size (Redis
+    /// `auto-aof-rewrite-percentage` / 100).
+    #[arg(long, default_value_t = 1.0, env = "MAGPIE_COMPACT_RATIO")]
+    pub compact_ratio: f64,
 }
+
+/// Largest `--proto-max-bulk-len` with persistence on: a key and a value
+/// of this size each still fit one log record.
+pub const MAX_PERSISTED_BULK_LEN: usize = (1 << 31) - 4096;
 
 impl ServeConfig {
     /// Checks values that clap cannot; the message names the flag.
@@ -82,6 +116,15 @@ impl ServeConfig {
         }
         if self.maxclients == 0 {
             return Err("--maxclients must be at least 1".into());
+        }
+        if !self.compact_ratio.is_finite() || self.compact_ratio < 0.0 {
+            return Err("--compact-ratio must be a number >= 0".into());
+        }
+        // a log record holds key and value in one u32-sized payload
+        if !self.ephemeral && self.proto_max_bulk_len > MAX_PERSISTED_BULK_LEN {
+            return Err(format!(
+                "--proto-max-bulk-len must be at most {MAX_PERSISTED_BULK_LEN} with persistence on (or use --ephemeral)"
+            ));
         }
         Ok(())
     }

@@ -13,16 +13,23 @@ pub mod resp_conn;
 pub mod session;
 pub mod shared;
 
+#[cfg(test)]
+mod persist_tests;
+
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
 use shared::Shared;
 
-/// Binds the configured listeners and starts serving in the background.
-/// Returns once every listener is bound (so callers know the ports are open).
+/// Recovers the data directory (unless `--ephemeral`), then binds the
+/// configured listeners and starts serving in the background. Returns once
+/// every listener is bound, so an open port means recovery is done.
 pub async fn start(shared: Arc<Shared>) -> std::io::Result<()> {
     let cfg = &shared.config;
+    if !cfg.ephemeral {
+        open_data_dir(&shared)?;
+    }
     if cfg.port != 0 {
         let addr = format!("{}:{}", cfg.bind, cfg.port);
         let listener = TcpListener::bind(&addr)
@@ -32,5 +39,31 @@ pub async fn start(shared: Arc<Shared>) -> std::io::Result<()> {
         tokio::spawn(listener::run_resp(shared.clone(), listener));
     }
     tokio::spawn(listener::run_expiry(shared.clone()));
+    Ok(())
+}
+
+/// Opens `--dir`, replays it into the engine and installs the log.
+fn open_data_dir(shared: &Arc<Shared>) -> std::io::Result<()> {
+    let cfg = &shared.config;
+    let opts = magpie_persist::Options {
+        fsync: cfg.appendfsync,
+        repair: cfg.repair,
+        compact_min_size: cfg.compact_min_size,
+        compact_ratio: cfg.compact_ratio,
+        ..magpie_persist::Options::new(&cfg.dir)
+    };
+    let p = magpie_persist::Persistence::open(shared.engine.clone(), opts)?;
+    let r = p.recovery();
+    tracing::info!(
+        dir = %cfg.dir.display(),
+        snapshot_entries = r.snapshot_records,
+        log_records = r.log_records,
+        segments = r.segments,
+        expired = r.expired,
+        ms = r.millis as u64,
+        appendfsync = %cfg.appendfsync,
+        "data loaded"
+    );
+    let _ = shared.persist.set(p);
     Ok(())
 }

@@ -34,6 +34,11 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(ServeConfig),
+    /// Verify a data directory offline and print what it holds.
+    Check {
+        /// The data directory (as given to `serve --dir`).
+        dir: std::path::PathBuf,
+    },
 }
 
 fn main() {
@@ -49,6 +54,13 @@ fn main() {
                 std::process::exit(1);
             }
         }
+        Command::Check { dir } => match magpie_persist::check(&dir) {
+            Ok(report) => println!("{report}"),
+            Err(e) => {
+                eprintln!("magpie check: {e}");
+                std::process::exit(1);
+            }
+        },
     }
 }
 
@@ -73,6 +85,10 @@ fn serve(config: ServeConfig) -> std::io::Result<()> {
         shared.request_shutdown();
         // let connections finish the batch they are on
         tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(p) = shared.persist.get() {
+            // write and fsync whatever is queued, release the directory
+            p.shutdown();
+        }
         tracing::info!("magpie stopped");
         Ok::<_, std::io::Error>(())
     })?;

@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use magpie_engine::{Engine, EngineConfig};
+use magpie_persist::Persistence;
 use magpie_protocol::resp::Limits;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
@@ -86,8 +87,11 @@ pub struct ClientState {
 
 /// Everything a connection needs from the rest of the server.
 pub struct Shared {
-    /// The keyspace.
-    pub engine: Engine,
+    /// The keyspace (shared with the persistence threads).
+    pub engine: Arc<Engine>,
+    /// The data directory's log, once recovery is done (unset when
+    /// `--ephemeral`).
+    pub persist: OnceLock<Arc<Persistence>>,
     /// Settings fixed at start.
     pub config: ServeConfig,
     /// Settings CONFIG SET may change.
@@ -132,7 +136,8 @@ impl Shared {
             hz: config.hz,
         };
         Arc::new(Shared {
-            engine: Engine::new(ec),
+            engine: Arc::new(Engine::new(ec)),
+            persist: OnceLock::new(),
             config,
             runtime: RwLock::new(runtime),
             counters: Counters::default(),
@@ -144,6 +149,19 @@ impl Shared {
             shutdown: Notify::new(),
             run_id: random_hex40(),
         })
+    }
+
+    /// The MISCONF error text while writing the log fails (write commands
+    /// are refused then, reads keep working), None when writes may proceed.
+    pub fn write_refusal(&self) -> Option<String> {
+        let p = self.persist.get()?;
+        if p.is_ok() {
+            return None;
+        }
+        Some(format!(
+            "MISCONF Errors writing to the AOF file: {}",
+            p.last_error()
+        ))
     }
 
     /// Asks every part of the server to stop.

@@ -164,6 +164,14 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
         ctx.out.error("NOAUTH Authentication required.");
         return;
     }
+    // as Redis: while the log cannot be written, refuse writes (and PING,
+    // so health checks notice) but keep serving reads
+    if spec.flags.contains(&"write") || spec.name == "ping" {
+        if let Some(err) = ctx.shared.write_refusal() {
+            ctx.out.error(&err);
+            return;
+        }
+    }
     ctx.session.counters.commands += 1;
     ctx.session.last_cmd = spec.name;
     (spec.handler)(ctx, args);

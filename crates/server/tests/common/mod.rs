@@ -66,12 +66,19 @@ impl Drop for Server {
     }
 }
 
-/// Starts `magpie serve` on a free port with extra flags.
+/// Starts `magpie serve` on a free port with extra flags. Without `--dir`
+/// the server runs `--ephemeral`, so tests never write into the cwd.
 pub fn magpie(extra: &[&str]) -> Server {
     let port = free_port();
+    let ephemeral: &[&str] = if extra.contains(&"--dir") {
+        &[]
+    } else {
+        &["--ephemeral"]
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_magpie"))
         .arg("serve")
         .args(["--port", &port.to_string()])
+        .args(ephemeral)
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -1,0 +1,152 @@
+//! Compaction without fork: switch the log to a fresh segment, write a
+//! snapshot of the keyspace one shard at a time while writes go on (they
+//! land in the fresh segment), then point the MANIFEST at the snapshot and
+//! that segment and delete what came before.
+//!
+//! Why replaying the fresh segment over the snapshot is exact: every record
+//! in it happened after the switch. A key's snapshot state was taken after
+//! the switch too, so it already includes some prefix of that key's records;
+//! replaying them again changes nothing that a later record does not also
+//! rewrite, because records are outcomes (whole values, absolute expiries,
+//! deletes), never increments.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use magpie_engine::{Engine, Mutation};
+
+use crate::files::{segment_path, snapshot_path, sync_dir, Manifest};
+use crate::record::encode;
+use crate::writer::Core;
+
+/// What one compaction did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Compacted {
+    /// Number of the new snapshot (and of the first segment after it).
+    pub snapshot: u64,
+    /// Entries written to the snapshot.
+    pub entries: u64,
+    /// Bytes of the snapshot.
+    pub bytes: u64,
+    /// Log bytes the compaction freed.
+    pub freed: u64,
+}
+
+/// Runs one compaction. The caller guarantees only one runs at a time.
+pub(crate) fn compact(core: &Core, engine: &Engine) -> io::Result<Compacted> {
+    let dir = &core.dir;
+    let old = Manifest::read(dir)?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "MANIFEST vanished"))?;
+    let n = core.rotate()?;
+    let tmp = dir.join(format!("snap.{n:06}.tmp"));
+    let written = write_snapshot(engine, &tmp);
+    let (entries, bytes) = match written {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    fs::rename(&tmp, snapshot_path(dir, n))?;
+    sync_dir(dir)?;
+    Manifest {
+        snapshot: Some(n),
+        first_segment: n,
+    }
+    .write(dir)?;
+    // the switch is done; what follows only frees space
+    let mut freed = 0;
+    for s in old.first_segment..n {
+        let p = segment_path(dir, s);
+        freed += fs::metadata(&p).map_or(0, |m| m.len());
+        let _ = fs::remove_file(&p);
+    }
+    if let Some(s) = old.snapshot {
+        let p = snapshot_path(dir, s);
+        freed += fs::metadata(&p).map_or(0, |m| m.len());
+        let _ = fs::remove_file(&p);
+    }
+    sync_dir(dir)?;
+    core.closed_bytes.store(0, Ordering::Relaxed);
+    core.snapshot_bytes.store(bytes, Ordering::Relaxed);
+    Ok(Compacted {
+        snapshot: n,
+        entries,
+        bytes,
+        freed,
+    })
+}
+
+fn write_snapshot(engine: &Engine, path: &std::path::Path) -> io::Result<(u64, u64)> {
+    let mut f = File::create(path)?;
+    let mut buf = Vec::new();
+    let (mut entries, mut bytes) = (0u64, 0u64);
+    for db in 0..engine.databases() {
+        for shard in 0..engine.shards() {
+            // copy one shard under its lock, write it without any lock held
+            engine.visit_shard(db, shard, |key, v| {
+                encode(
+                    &Mutation::Set {
+                        db,
+                        key,
+                        value: v.value,
+                        flags: v.meta.flags,
+                        expire_at: v.meta.expire_at,
+                        cas: v.meta.cas,
+                    },
+                    &mut buf,
+                );
+                entries += 1;
+            });
+            f.write_all(&buf)?;
+            bytes += buf.len() as u64;
+            buf.clear();
+            if buf.capacity() > 16 << 20 {
+                buf = Vec::new();
+            }
+        }
+    }
+    f.sync_all()?;
+    Ok((entries, bytes))
+}
+
+/// The compaction thread: waits until the log thread says the log outgrew
+/// its threshold, compacts, and backs off after a failure.
+pub(crate) fn run(core: &Core, engine: &Engine, lock: &parking_lot::Mutex<()>) {
+    loop {
+        {
+            let mut wanted = core.compact_wanted.lock();
+            while !*wanted && !core.compact_stop.load(Ordering::SeqCst) {
+                core.compact_wake.wait(&mut wanted);
+            }
+            if core.compact_stop.load(Ordering::SeqCst) {
+                return;
+            }
+            *wanted = false;
+        }
+        let _one = lock.lock();
+        core.compacting.store(true, Ordering::Relaxed);
+        let before = core.log_bytes();
+        let r = compact(core, engine);
+        core.compacting.store(false, Ordering::Relaxed);
+        drop(_one);
+        match r {
+            Ok(c) => tracing::info!(
+                "compacted {before} log bytes into snapshot {} ({} entries, {} bytes); freed {} bytes",
+                c.snapshot,
+                c.entries,
+                c.bytes,
+                c.freed
+            ),
+            Err(e) => {
+                tracing::error!("compaction failed: {e}; retrying later");
+                let mut wanted = core.compact_wanted.lock();
+                if !core.compact_stop.load(Ordering::SeqCst) {
+                    core.compact_wake.wait_for(&mut wanted, Duration::from_secs(10));
+                }
+            }
+        }
+    }
+}

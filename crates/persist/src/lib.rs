@@ -1,0 +1,449 @@
+//! # magpie-persist
+//!
+//! Durability for a [`magpie_engine::Engine`]: every mutation is appended to
+//! a log in a data directory, fsynced per policy with group commit; the log
+//! is compacted into a snapshot while the server keeps serving (no fork, so
+//! memory stays near the dataset size); at start the snapshot is loaded and
+//! the log replayed, with torn tails truncated and corruption refused unless
+//! repair is asked for. See `docs/persistence.md` for the format and the
+//! guarantees.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use magpie_engine::{Engine, EngineConfig};
+//! use magpie_persist::{Options, Persistence};
+//!
+//! let engine = Arc::new(Engine::new(EngineConfig::default()));
+//! let p = Persistence::open(engine.clone(), Options::new("./data")).unwrap();
+//! engine.txn(0, &[b"k"], magpie_engine::now_ms()).set(b"k", &[b"v"], 0, None);
+//! p.shutdown();
+//! ```
+
+mod compact;
+pub mod files;
+pub mod record;
+pub mod recover;
+mod writer;
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use magpie_engine::{Engine, Mutation};
+use parking_lot::Mutex;
+
+pub use compact::Compacted;
+use files::{segment_path, sync_dir, DirLock, Fs, RealFs};
+use recover::{walk, Mode, Walk};
+use writer::{Core, Writer};
+
+/// When the log is fsynced (Redis's `appendfsync`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// After every batch of writes, before their replies are sent.
+    Always,
+    /// Once a second: a crash of the machine loses at most about a second.
+    EverySec,
+    /// Never explicitly; the OS decides. A crash of the process loses
+    /// nothing written, a crash of the machine may lose more.
+    No,
+}
+
+impl FromStr for FsyncPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "always" => Ok(FsyncPolicy::Always),
+            "everysec" => Ok(FsyncPolicy::EverySec),
+            "no" => Ok(FsyncPolicy::No),
+            _ => Err(format!(
+                "invalid fsync policy '{s}' (expected always, everysec or no)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for FsyncPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FsyncPolicy::Always => "always",
+            FsyncPolicy::EverySec => "everysec",
+            FsyncPolicy::No => "no",
+        })
+    }
+}
+
+/// How to open a data directory.
+#[derive(Clone)]
+pub struct Options {
+    /// The data directory (created if missing).
+    pub dir: PathBuf,
+    /// fsync policy.
+    pub fsync: FsyncPolicy,
+    /// Truncate at a corrupt record instead of refusing to start.
+    pub repair: bool,
+    /// Compact only once the live log is at least this many bytes...
+    pub compact_min_size: u64,
+    /// ...and at least this multiple of the snapshot's size.
+    pub compact_ratio: f64,
+    /// File system for log segments (tests inject failures here).
+    pub fs: Arc<dyn Fs>,
+}
+
+impl Options {
+    /// Defaults: `everysec`, no repair, compact at 64 MiB and 1x the snapshot.
+    pub fn new(dir: impl Into<PathBuf>) -> Options {
+        Options {
+            dir: dir.into(),
+            fsync: FsyncPolicy::EverySec,
+            repair: false,
+            compact_min_size: 64 << 20,
+            compact_ratio: 1.0,
+            fs: Arc::new(RealFs),
+        }
+    }
+}
+
+/// What recovery found and did at open.
+#[derive(Clone, Debug, Default)]
+pub struct RecoveryReport {
+    /// Entries loaded from the snapshot.
+    pub snapshot_records: u64,
+    /// Records replayed from the log.
+    pub log_records: u64,
+    /// Live segments replayed.
+    pub segments: usize,
+    /// Keys dropped at load because their expiry had passed.
+    pub expired: usize,
+    /// Torn tails truncated, repairs done.
+    pub notes: Vec<String>,
+    /// Time taken in ms.
+    pub millis: u128,
+}
+
+/// An open data directory: the log thread, the compaction thread and the
+/// directory lock. Installed as the engine's mutation sink by [`open`](Persistence::open).
+pub struct Persistence {
+    core: Arc<Core>,
+    engine: Arc<Engine>,
+    compact_lock: Arc<Mutex<()>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    recovery: RecoveryReport,
+    /// Held from open until shutdown.
+    lock: Mutex<Option<DirLock>>,
+}
+
+impl Persistence {
+    /// Locks `opts.dir`, recovers its contents into `engine` (which must be
+    /// empty and have no sink), installs the log as the engine's sink and
+    /// starts the log and compaction threads.
+    pub fn open(engine: Arc<Engine>, opts: Options) -> io::Result<Arc<Persistence>> {
+        let started = Instant::now();
+        std::fs::create_dir_all(&opts.dir).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot create data directory {}: {e}", opts.dir.display()),
+            )
+        })?;
+        let lock = DirLock::acquire(&opts.dir)?;
+        let dbs = engine.databases();
+        let w = walk(
+            &opts.dir,
+            Mode::Recover {
+                repair: opts.repair,
+            },
+            |m| {
+                if let Some(db) = db_of(&m) {
+                    if db >= dbs {
+                        return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("the log holds database {db} but only {dbs} are configured (--databases)"),
+                    ));
+                    }
+                }
+                engine.replay(m);
+                Ok(())
+            },
+        )?;
+        let expired = engine.expire_cycle(magpie_engine::now_ms(), usize::MAX);
+        // keys that died while the server was down are not expirations it saw
+        engine
+            .stats()
+            .expired_keys
+            .fetch_sub(expired as u64, Ordering::Relaxed);
+        let manifest = w.manifest.expect("recovery always yields a manifest");
+        let (last, last_len) = w
+            .segments
+            .last()
+            .map_or((manifest.first_segment, 0), |(n, s)| (*n, s.valid_len));
+        let closed: u64 = w
+            .segments
+            .iter()
+            .filter(|(n, _)| *n != last)
+            .map(|(_, s)| s.valid_len)
+            .sum();
+        let file = opts.fs.open_segment(&segment_path(&opts.dir, last))?;
+        sync_dir(&opts.dir)?;
+
+        let core = Arc::new(Core::new(
+            opts.dir.clone(),
+            opts.fsync,
+            opts.compact_min_size,
+            opts.compact_ratio,
+            0,
+        ));
+        core.segment.store(last, Ordering::Relaxed);
+        core.closed_bytes.store(closed, Ordering::Relaxed);
+        core.current_bytes.store(last_len, Ordering::Relaxed);
+        core.snapshot_bytes
+            .store(w.snapshot_bytes, Ordering::Relaxed);
+        let recovery = RecoveryReport {
+            snapshot_records: w.snapshot_records,
+            log_records: w.log_records(),
+            segments: w.segments.len(),
+            expired,
+            notes: w.notes,
+            millis: started.elapsed().as_millis(),
+        };
+        if !engine.set_sink(core.clone()) {
+            return Err(io::Error::other("the engine already has a mutation sink"));
+        }
+        let writer = Writer {
+            core: core.clone(),
+            fs: opts.fs.clone(),
+            file,
+            synced_len: last_len,
+            file_len: last_len,
+            pending: Vec::new(),
+            written: 0,
+            pending_seq: 0,
+            last_sync: Instant::now(),
+        };
+        let compact_lock = Arc::new(Mutex::new(()));
+        let log_thread = std::thread::Builder::new()
+            .name("magpie-log".into())
+            .spawn(move || writer.run())?;
+        let (c, e, l) = (core.clone(), engine.clone(), compact_lock.clone());
+        let compact_thread = std::thread::Builder::new()
+            .name("magpie-compact".into())
+            .spawn(move || compact::run(&c, &e, &l))?;
+        Ok(Arc::new(Persistence {
+            core,
+            engine,
+            compact_lock,
+            threads: Mutex::new(vec![compact_thread, log_thread]),
+            recovery,
+            lock: Mutex::new(Some(lock)),
+        }))
+    }
+
+    /// What recovery found at open.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// The fsync policy in force.
+    pub fn policy(&self) -> FsyncPolicy {
+        self.core.policy
+    }
+
+    /// False while writing or fsyncing the log fails: the server must refuse
+    /// writes then (MISCONF), and accepts them again once a retry succeeds.
+    pub fn is_ok(&self) -> bool {
+        self.core.ok.load(Ordering::Relaxed)
+    }
+
+    /// Text of the last write or fsync error (strerror style).
+    pub fn last_error(&self) -> String {
+        self.core.last_error.lock().clone()
+    }
+
+    /// Sequence number of the last record accepted.
+    pub fn assigned_seq(&self) -> u64 {
+        self.core.assigned.load(Ordering::Acquire)
+    }
+
+    /// Sequence number of the last record durable per the policy.
+    pub fn durable_seq(&self) -> u64 {
+        self.core.durable.load(Ordering::Acquire)
+    }
+
+    /// Under `always`, waits until every record accepted before this call is
+    /// durable (so a reply sent afterwards never acknowledges a write, or
+    /// shows data, that a crash could lose). Returns at once otherwise, or
+    /// when nothing is pending.
+    pub async fn wait_durable(&self) {
+        if self.core.policy != FsyncPolicy::Always {
+            return;
+        }
+        let target = self.assigned_seq();
+        if self.durable_seq() >= target {
+            return;
+        }
+        let mut rx = self.core.durable_tx.subscribe();
+        let _ = rx.wait_for(|d| *d >= target).await;
+    }
+
+    /// Blocking form of [`wait_durable`](Self::wait_durable) for threads
+    /// outside an async runtime (tests, tools).
+    pub fn wait_durable_blocking(&self) {
+        let target = self.assigned_seq();
+        let mut rx = self.core.durable_tx.subscribe();
+        while *rx.borrow_and_update() < target {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Bytes of the live log segments.
+    pub fn log_bytes(&self) -> u64 {
+        self.core.log_bytes()
+    }
+
+    /// Compacts now, in the calling thread (waits for a running compaction).
+    pub fn compact(&self) -> io::Result<Compacted> {
+        let _one = self.compact_lock.lock();
+        self.core.compacting.store(true, Ordering::Relaxed);
+        let r = compact::compact(&self.core, &self.engine);
+        self.core.compacting.store(false, Ordering::Relaxed);
+        r
+    }
+
+    /// Stops compaction, writes and fsyncs everything queued, joins the
+    /// threads and releases the directory lock. Writes after this are no
+    /// longer logged.
+    pub fn shutdown(&self) {
+        self.core.compact_stop.store(true, Ordering::SeqCst);
+        {
+            let _w = self.core.compact_wanted.lock();
+            self.core.compact_wake.notify_all();
+        }
+        let threads = std::mem::take(&mut *self.threads.lock());
+        let mut threads = threads.into_iter();
+        if let Some(c) = threads.next() {
+            let _ = c.join();
+        }
+        self.core.stop();
+        for t in threads {
+            let _ = t.join();
+        }
+        self.lock.lock().take();
+    }
+}
+
+fn db_of(m: &Mutation<'_>) -> Option<usize> {
+    match *m {
+        Mutation::Set { db, .. }
+        | Mutation::Del { db, .. }
+        | Mutation::Expire { db, .. }
+        | Mutation::FlushDb { db } => Some(db),
+        Mutation::FlushAll => None,
+    }
+}
+
+/// Counts from an offline check of a data directory.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    /// What the walk found.
+    pub walk: Walk,
+    /// SET records in the log.
+    pub sets: u64,
+    /// DEL records in the log.
+    pub dels: u64,
+    /// EXPIRE records in the log.
+    pub expires: u64,
+    /// FLUSHDB / FLUSHALL records in the log.
+    pub flushes: u64,
+    /// True when a server held the directory's lock during the check.
+    pub in_use: bool,
+}
+
+impl fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let w = &self.walk;
+        if self.in_use {
+            writeln!(
+                f,
+                "note: a running server holds this directory; its tail may be moving"
+            )?;
+        }
+        match w.manifest {
+            None => writeln!(f, "manifest: none")?,
+            Some(m) => writeln!(
+                f,
+                "manifest: snapshot {}, first segment {}",
+                m.snapshot
+                    .map_or("none".to_string(), |n| format!("snap.{n:06}")),
+                m.first_segment
+            )?,
+        }
+        writeln!(
+            f,
+            "snapshot: {} entries, {} bytes",
+            w.snapshot_records, w.snapshot_bytes
+        )?;
+        for (n, s) in &w.segments {
+            writeln!(f, "log.{n:06}: {} records, {} bytes", s.records, s.file_len)?;
+        }
+        writeln!(
+            f,
+            "log records: {} ({} set, {} del, {} expire, {} flush)",
+            w.log_records(),
+            self.sets,
+            self.dels,
+            self.expires,
+            self.flushes
+        )?;
+        for n in &w.notes {
+            writeln!(f, "{n}")?;
+        }
+        write!(
+            f,
+            "status: {}",
+            if w.notes.is_empty() {
+                "ok"
+            } else {
+                "ok (see notes)"
+            }
+        )
+    }
+}
+
+/// Verifies the data directory `dir` without changing it. Err (naming the
+/// file and offset) when recovery would refuse to start.
+pub fn check(dir: &Path) -> io::Result<CheckReport> {
+    if !dir.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} is not a directory", dir.display()),
+        ));
+    }
+    let mut r = CheckReport {
+        in_use: DirLock::is_held(dir),
+        ..CheckReport::default()
+    };
+    let (mut sets, mut dels, mut expires, mut flushes) = (0, 0, 0, 0);
+    let w = walk(dir, Mode::Check, |m| {
+        match m {
+            Mutation::Set { .. } => sets += 1,
+            Mutation::Del { .. } => dels += 1,
+            Mutation::Expire { .. } => expires += 1,
+            Mutation::FlushDb { .. } | Mutation::FlushAll => flushes += 1,
+        }
+        Ok(())
+    })?;
+    // the walk counted snapshot entries as SETs too; report log records only
+    r.sets = sets - w.snapshot_records;
+    r.dels = dels;
+    r.expires = expires;
+    r.flushes = flushes;
+    r.walk = w;
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests;

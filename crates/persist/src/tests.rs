@@ -1,0 +1,502 @@
+//! Persistence tests: round trips through real files, torn tails, corruption
+//! and repair, crashes at each step of a compaction's switch, disk errors,
+//! and a property test against the live engine.
+
+use super::*;
+use files::{FaultyFs, Manifest};
+use magpie_engine::{now_ms, EngineConfig, Meta};
+use proptest::prelude::*;
+use std::fs;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+fn engine() -> Arc<Engine> {
+    Arc::new(Engine::new(EngineConfig {
+        databases: 4,
+        shards: 4,
+    }))
+}
+
+fn opts(dir: &Path) -> Options {
+    Options {
+        fsync: FsyncPolicy::No,
+        ..Options::new(dir)
+    }
+}
+
+fn open(dir: &Path) -> (Arc<Engine>, Arc<Persistence>) {
+    let e = engine();
+    let p = Persistence::open(e.clone(), opts(dir)).unwrap();
+    (e, p)
+}
+
+type Dump = Vec<(usize, Vec<u8>, Vec<u8>, Meta)>;
+
+/// Every live entry, sorted.
+fn dump(e: &Engine) -> Dump {
+    let now = now_ms();
+    let mut out = Vec::new();
+    for db in 0..e.databases() {
+        for s in 0..e.shards() {
+            e.visit_shard(db, s, |k, v| {
+                if !matches!(v.meta.expire_at, Some(t) if t <= now) {
+                    out.push((db, k.to_vec(), v.value.to_vec(), v.meta));
+                }
+            });
+        }
+    }
+    out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    out
+}
+
+fn set(e: &Engine, db: usize, k: &str, v: &str) {
+    e.txn(db, &[k], now_ms())
+        .set(k.as_bytes(), &[v.as_bytes()], 0, None);
+}
+
+fn reopen_dump(dir: &Path) -> Dump {
+    let (e, p) = open(dir);
+    let d = dump(&e);
+    p.shutdown();
+    d
+}
+
+fn last_segment(dir: &Path) -> PathBuf {
+    let l = files::list(dir).unwrap();
+    files::segment_path(dir, *l.segments.last().unwrap())
+}
+
+#[test]
+fn writes_survive_reopen_with_metadata_and_cas() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, p) = open(dir.path());
+    set(&e, 0, "a", "1");
+    set(&e, 3, "b", "2");
+    e.txn(1, &[b"c"], now_ms())
+        .set(b"c", &[b"x", b"y"], 77, Some(now_ms() + 3_600_000));
+    set(&e, 0, "gone", "x");
+    assert!(e.txn(0, &[b"gone"], now_ms()).remove(b"gone"));
+    e.txn(0, &[b"a"], now_ms()).set_flags(b"a", 5);
+    e.flush_db(2);
+    let before = dump(&e);
+    p.shutdown();
+    assert_eq!(before.len(), 3);
+    let (e2, p2) = open(dir.path());
+    assert_eq!(dump(&e2), before);
+    assert_eq!(p2.recovery().log_records, 7);
+    // CAS keeps increasing across restarts
+    let max = before.iter().map(|x| x.3.cas).max().unwrap();
+    assert!(e2.txn(0, &[b"n"], now_ms()).set(b"n", &[b"v"], 0, None) > max);
+    p2.shutdown();
+}
+
+#[test]
+fn second_open_of_a_locked_dir_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_e, p) = open(dir.path());
+    let err = Persistence::open(engine(), opts(dir.path())).err().unwrap();
+    assert!(
+        err.to_string().contains("in use by another magpie process"),
+        "{err}"
+    );
+    p.shutdown();
+}
+
+#[test]
+fn expiry_is_absolute_across_restart_and_persist_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, p) = open(dir.path());
+    let soon = now_ms() + 200;
+    e.txn(0, &[b"dies"], now_ms())
+        .set(b"dies", &[b"v"], 0, Some(soon));
+    e.txn(0, &[b"kept"], now_ms())
+        .set(b"kept", &[b"v"], 0, Some(soon));
+    assert!(e.txn(0, &[b"kept"], now_ms()).set_expiry(b"kept", None));
+    e.txn(0, &[b"later"], now_ms())
+        .set(b"later", &[b"v"], 0, Some(soon + 3_600_000));
+    p.shutdown();
+    std::thread::sleep(Duration::from_millis(250));
+    let (e2, p2) = open(dir.path());
+    let keys: Vec<Vec<u8>> = dump(&e2).into_iter().map(|x| x.1).collect();
+    assert_eq!(keys, vec![b"kept".to_vec(), b"later".to_vec()]);
+    assert_eq!(p2.recovery().expired, 1);
+    assert_eq!(e2.db_info(0).keys, 2, "expired key was not kept in memory");
+    p2.shutdown();
+}
+
+#[test]
+fn torn_tail_is_truncated_and_logging_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, p) = open(dir.path());
+    set(&e, 0, "a", "1");
+    set(&e, 0, "b", "2");
+    p.shutdown();
+    let seg = last_segment(dir.path());
+    let good = fs::metadata(&seg).unwrap().len();
+    // a record cut short: the header says 100 bytes, 10 follow
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes.extend_from_slice(&100u32.to_le_bytes());
+    bytes.extend_from_slice(&[0xab; 14]);
+    fs::write(&seg, &bytes).unwrap();
+    let report = check(dir.path()).unwrap();
+    assert!(report.to_string().contains("torn tail"), "{report}");
+    let (e2, p2) = open(dir.path());
+    assert_eq!(dump(&e2).len(), 2);
+    assert!(
+        p2.recovery().notes[0].contains("torn tail at offset"),
+        "{:?}",
+        p2.recovery().notes
+    );
+    assert_eq!(fs::metadata(&seg).unwrap().len(), good);
+    set(&e2, 0, "c", "3");
+    p2.shutdown();
+    assert_eq!(reopen_dump(dir.path()).len(), 3);
+}
+
+#[test]
+fn last_record_with_bad_crc_and_zero_filled_tail_are_torn() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, p) = open(dir.path());
+    set(&e, 0, "a", "1");
+    set(&e, 0, "b", "2");
+    p.shutdown();
+    let seg = last_segment(dir.path());
+    let mut bytes = fs::read(&seg).unwrap();
+    let n = bytes.len();
+    bytes[n - 1] ^= 1;
+    fs::write(&seg, &bytes).unwrap();
+    assert_eq!(reopen_dump(dir.path()).len(), 1);
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes.extend_from_slice(&[0; 4096]);
+    fs::write(&seg, &bytes).unwrap();
+    assert_eq!(reopen_dump(dir.path()).len(), 1);
+}
+
+#[test]
+fn flipped_bit_mid_log_refuses_to_start_unless_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, p) = open(dir.path());
+    for i in 0..10 {
+        set(&e, 0, &format!("k{i}"), "value");
+    }
+    p.shutdown();
+    let seg = last_segment(dir.path());
+    let mut bytes = fs::read(&seg).unwrap();
+    let rec = bytes.len() / 10;
+    bytes[rec * 4 + 12] ^= 0x10; // inside the 5th record's payload
+    fs::write(&seg, &bytes).unwrap();
+    let err = Persistence::open(engine(), opts(dir.path()))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains(&seg.display().to_string()), "{err}");
+    assert!(err.contains(&format!("offset {}", rec * 4)), "{err}");
+    assert!(err.contains("--repair"), "{err}");
+    let err = check(dir.path()).err().unwrap().to_string();
+    assert!(err.contains("corrupt record"), "{err}");
+    // nothing was changed by the refusal
+    assert_eq!(fs::read(&seg).unwrap(), bytes);
+    let e2 = engine();
+    let p2 = Persistence::open(
+        e2.clone(),
+        Options {
+            repair: true,
+            ..opts(dir.path())
+        },
+    )
+    .unwrap();
+    assert_eq!(dump(&e2).len(), 4);
+    p2.shutdown();
+    assert_eq!(fs::metadata(&seg).unwrap().len(), rec as u64 * 4);
+    assert_eq!(reopen_dump(dir.path()).len(), 4);
+}
+
+#[test]
+fn records_for_databases_beyond_the_configuration_refuse_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, p) = open(dir.path());
+    set(&e, 3, "k", "v");
+    p.shutdown();
+    let small = Arc::new(Engine::new(EngineConfig {
+        databases: 2,
+        shards: 4,
+    }));
+    let err = Persistence::open(small, opts(dir.path()))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("database 3 but only 2"), "{err}");
+}
+
+#[test]
+fn compaction_keeps_state_and_frees_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, p) = open(dir.path());
+    for round in 0..5 {
+        for i in 0..50 {
+            set(&e, 0, &format!("k{i}"), &format!("v{round}"));
+        }
+    }
+    let before_bytes = p.log_bytes();
+    let c = p.compact().unwrap();
+    assert_eq!(c.entries, 50);
+    assert!(c.freed >= before_bytes, "{c:?} {before_bytes}");
+    assert_eq!(p.log_bytes(), 0);
+    set(&e, 1, "after", "x");
+    assert!(e.txn(0, &[b"k0"], now_ms()).remove(b"k0"));
+    let want = dump(&e);
+    p.shutdown();
+    let l = files::list(dir.path()).unwrap();
+    assert_eq!(
+        (l.snapshots, l.segments),
+        (vec![c.snapshot], vec![c.snapshot])
+    );
+    assert_eq!(reopen_dump(dir.path()), want);
+    let r = check(dir.path()).unwrap();
+    assert_eq!((r.walk.snapshot_records, r.sets, r.dels), (50, 1, 1), "{r}");
+}
+
+#[test]
+fn automatic_compaction_triggers_on_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine();
+    let p = Persistence::open(
+        e.clone(),
+        Options {
+            compact_min_size: 4096,
+            compact_ratio: 1.0,
+            ..opts(dir.path())
+        },
+    )
+    .unwrap();
+    for i in 0..400 {
+        set(&e, 0, &format!("k{}", i % 10), "0123456789");
+    }
+    let mut compacted = false;
+    for _ in 0..200 {
+        if Manifest::read(dir.path())
+            .unwrap()
+            .unwrap()
+            .snapshot
+            .is_some()
+        {
+            compacted = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(compacted, "no compaction after {} log bytes", p.log_bytes());
+    let want = dump(&e);
+    p.shutdown();
+    assert_eq!(reopen_dump(dir.path()), want);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn a_crash_at_any_step_of_the_manifest_switch_recovers_the_same_state() {
+    let root = tempfile::tempdir().unwrap();
+    let before = root.path().join("before");
+    let live = root.path().join("live");
+    // K1 in log.000001, then a compaction and K2 in log.000002
+    let (e, p) = open(&live);
+    for i in 0..20 {
+        set(&e, 0, &format!("k{i}"), "one");
+    }
+    e.txn(0, &[b"t"], now_ms())
+        .set(b"t", &[b"v"], 0, Some(now_ms() + 3_600_000));
+    p.shutdown();
+    copy_dir(&live, &before);
+    let (e, p) = open(&live);
+    let c = p.compact().unwrap();
+    for i in 10..30 {
+        set(&e, 0, &format!("k{i}"), "two");
+    }
+    assert!(e.txn(0, &[b"t"], now_ms()).set_expiry(b"t", None));
+    assert!(e.txn(0, &[b"k0"], now_ms()).remove(b"k0"));
+    let want = dump(&e);
+    p.shutdown();
+    let after = live;
+    let n = c.snapshot;
+    let snap = fs::read(files::snapshot_path(&after, n)).unwrap();
+    let new_log = fs::read(files::segment_path(&after, n)).unwrap();
+    let new_manifest = fs::read(after.join("MANIFEST")).unwrap();
+
+    let step = |name: &str, build: &dyn Fn(&Path)| {
+        let d = root.path().join(name);
+        build(&d);
+        assert_eq!(reopen_dump(&d), want, "crash state {name}");
+        let l = files::list(&d).unwrap();
+        assert!(l.temps.is_empty(), "{name}: temporary files left");
+        assert!(
+            l.snapshots.len() <= 1 && !l.segments.is_empty(),
+            "{name}: {l:?}"
+        );
+    };
+    // 1. rotated, snapshot half written
+    step("s1", &|d| {
+        copy_dir(&before, d);
+        fs::write(files::segment_path(d, n), &new_log).unwrap();
+        fs::write(d.join(format!("snap.{n:06}.tmp")), &snap[..snap.len() / 2]).unwrap();
+    });
+    // 2. snapshot renamed into place, MANIFEST not yet switched
+    step("s2", &|d| {
+        copy_dir(&before, d);
+        fs::write(files::segment_path(d, n), &new_log).unwrap();
+        fs::write(files::snapshot_path(d, n), &snap).unwrap();
+    });
+    // 3. new MANIFEST written to its temporary name, not renamed
+    step("s3", &|d| {
+        copy_dir(&before, d);
+        fs::write(files::segment_path(d, n), &new_log).unwrap();
+        fs::write(files::snapshot_path(d, n), &snap).unwrap();
+        fs::write(d.join("MANIFEST.tmp"), &new_manifest).unwrap();
+    });
+    // 4. MANIFEST switched, old files not yet deleted
+    step("s4", &|d| {
+        copy_dir(&after, d);
+        fs::copy(files::segment_path(&before, 1), files::segment_path(d, 1)).unwrap();
+    });
+    // 5. done
+    step("s5", &|d| copy_dir(&after, d));
+}
+
+#[test]
+fn disk_errors_refuse_then_resume_and_nothing_acknowledged_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let fail = Arc::new(AtomicBool::new(false));
+    let e = engine();
+    let p = Persistence::open(
+        e.clone(),
+        Options {
+            fsync: FsyncPolicy::Always,
+            fs: Arc::new(FaultyFs { fail: fail.clone() }),
+            ..Options::new(dir.path())
+        },
+    )
+    .unwrap();
+    set(&e, 0, "before", "1");
+    p.wait_durable_blocking();
+    assert!(p.is_ok());
+    fail.store(true, Ordering::SeqCst);
+    set(&e, 0, "during", "2");
+    for _ in 0..200 {
+        if !p.is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!p.is_ok());
+    assert_eq!(p.last_error(), "No space left on device");
+    assert!(
+        p.durable_seq() < p.assigned_seq(),
+        "a failed write must not count as durable"
+    );
+    fail.store(false, Ordering::SeqCst);
+    p.wait_durable_blocking();
+    assert!(p.is_ok());
+    p.shutdown();
+    let keys: Vec<Vec<u8>> = reopen_dump(dir.path()).into_iter().map(|x| x.1).collect();
+    assert_eq!(keys, vec![b"before".to_vec(), b"during".to_vec()]);
+}
+
+#[test]
+fn always_policy_makes_each_write_durable_before_wait_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine();
+    let p = Persistence::open(
+        e.clone(),
+        Options {
+            fsync: FsyncPolicy::Always,
+            ..Options::new(dir.path())
+        },
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for i in 0..20 {
+        set(&e, 0, &format!("k{i}"), "v");
+        rt.block_on(p.wait_durable());
+        assert!(p.durable_seq() >= p.assigned_seq());
+        // durable means on disk: the file already holds the record
+        assert!(fs::metadata(last_segment(dir.path())).unwrap().len() > 0);
+    }
+    p.shutdown();
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Set(usize, u8, u8, i8),
+    Append(usize, u8),
+    Del(usize, u8),
+    Expire(usize, u8, i8),
+    Flags(usize, u8, u32),
+    FlushDb(usize),
+    FlushAll,
+    Compact,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let db = 0usize..3;
+    let key = 0u8..16;
+    // ttl: negative = in the past (a delete), 0 = none, positive = an hour+
+    prop_oneof![
+        6 => (db.clone(), key.clone(), any::<u8>(), -1i8..3).prop_map(|(d, k, v, t)| Op::Set(d, k, v, t)),
+        2 => (db.clone(), key.clone()).prop_map(|(d, k)| Op::Append(d, k)),
+        2 => (db.clone(), key.clone()).prop_map(|(d, k)| Op::Del(d, k)),
+        2 => (db.clone(), key.clone(), -1i8..3).prop_map(|(d, k, t)| Op::Expire(d, k, t)),
+        1 => (db.clone(), key, any::<u32>()).prop_map(|(d, k, f)| Op::Flags(d, k, f)),
+        1 => db.prop_map(Op::FlushDb),
+        1 => Just(Op::FlushAll),
+        1 => Just(Op::Compact),
+    ]
+}
+
+fn ttl(t: i8) -> Option<u64> {
+    match t {
+        0 => None,
+        t if t < 0 => Some(1),
+        t => Some(now_ms() + 3_600_000 * t as u64),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// Replaying the log (and snapshots made at random points) of any
+    /// operation sequence rebuilds exactly the state the live engine had.
+    #[test]
+    fn reopening_rebuilds_the_live_state(ops in proptest::collection::vec(op(), 1..80)) {
+        let dir = tempfile::tempdir().unwrap();
+        let (e, p) = open(dir.path());
+        for op in ops {
+            let now = now_ms();
+            let k = |i: u8| vec![b'k', i];
+            match op {
+                Op::Set(d, i, v, t) => { e.txn(d, &[k(i)], now).set(&k(i), &[&[v]], 0, ttl(t)); }
+                Op::Append(d, i) => {
+                    let mut t = e.txn(d, &[k(i)], now);
+                    match t.get(&k(i)).map(|v| v.value.len()) {
+                        Some(n) => { t.rewrite(&k(i), n + 1, |old, new| { new[..n].copy_from_slice(old); new[n] = b'+'; }); }
+                        None => { t.set(&k(i), &[b"+"], 0, None); }
+                    }
+                }
+                Op::Del(d, i) => { e.txn(d, &[k(i)], now).remove(&k(i)); }
+                Op::Expire(d, i, t) => { e.txn(d, &[k(i)], now).set_expiry(&k(i), ttl(t)); }
+                Op::Flags(d, i, f) => { e.txn(d, &[k(i)], now).set_flags(&k(i), f); }
+                Op::FlushDb(d) => e.flush_db(d),
+                Op::FlushAll => e.flush_all(),
+                Op::Compact => { p.compact().unwrap(); }
+            }
+        }
+        let want = dump(&e);
+        p.shutdown();
+        prop_assert_eq!(reopen_dump(dir.path()), want);
+    }
+}

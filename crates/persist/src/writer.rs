@@ -1,0 +1,333 @@
+//! The log writer: the engine's [`MutationSink`] appends encoded records to
+//! one shared buffer (under a short mutex, which also fixes the order of
+//! records and their sequence numbers); one thread swaps that buffer out,
+//! appends it to the current segment and fsyncs per policy. Everything
+//! queued while a write+fsync is in progress goes out in the next single
+//! write+fsync: group commit.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use magpie_engine::{Mutation, MutationSink};
+use parking_lot::{Condvar, Mutex};
+
+use crate::files::{error_text, segment_path, sync_dir, Fs, SegmentFile};
+use crate::record::encode;
+use crate::FsyncPolicy;
+
+/// Queued bytes above which writers wait for the log thread to catch up
+/// (only while the disk is healthy: when writes fail, new writes are
+/// refused instead, so the queue cannot grow).
+const QUEUE_LIMIT: usize = 64 << 20;
+/// How long to wait between retries of a failed write or fsync.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Reply to a rotation request: the new segment's number.
+pub(crate) type RotateReply = mpsc::Sender<std::io::Result<u64>>;
+
+#[derive(Default)]
+struct Queue {
+    buf: Vec<u8>,
+    /// Sequence number of the last record in `buf` (or before it).
+    seq: u64,
+    rotate: Option<RotateReply>,
+    stop: bool,
+}
+
+/// State shared by the sink side (connections), the log thread, the
+/// compactor and the server.
+pub(crate) struct Core {
+    pub(crate) dir: PathBuf,
+    pub(crate) policy: FsyncPolicy,
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    drained: Condvar,
+    /// Sequence number of the last record accepted (mirror of queue.seq).
+    pub(crate) assigned: AtomicU64,
+    /// Last sequence number written (and fsynced under `always`).
+    pub(crate) durable: AtomicU64,
+    pub(crate) durable_tx: tokio::sync::watch::Sender<u64>,
+    /// False while the last write or fsync failed.
+    pub(crate) ok: AtomicBool,
+    pub(crate) last_error: Mutex<String>,
+    /// Bytes of live segments before the current one.
+    pub(crate) closed_bytes: AtomicU64,
+    /// Bytes of the current segment.
+    pub(crate) current_bytes: AtomicU64,
+    /// Bytes of the snapshot in force.
+    pub(crate) snapshot_bytes: AtomicU64,
+    /// Number of the current segment.
+    pub(crate) segment: AtomicU64,
+    /// Set by the log thread when the log outgrew its threshold.
+    pub(crate) compact_wanted: Mutex<bool>,
+    pub(crate) compact_wake: Condvar,
+    pub(crate) compact_min_size: u64,
+    pub(crate) compact_ratio: f64,
+    pub(crate) compacting: AtomicBool,
+    pub(crate) compact_stop: AtomicBool,
+}
+
+impl Core {
+    pub(crate) fn new(
+        dir: PathBuf,
+        policy: FsyncPolicy,
+        compact_min_size: u64,
+        compact_ratio: f64,
+        seq: u64,
+    ) -> Core {
+        Core {
+            dir,
+            policy,
+            queue: Mutex::new(Queue {
+                seq,
+                ..Queue::default()
+            }),
+            wake: Condvar::new(),
+            drained: Condvar::new(),
+            assigned: AtomicU64::new(seq),
+            durable: AtomicU64::new(seq),
+            durable_tx: tokio::sync::watch::Sender::new(seq),
+            ok: AtomicBool::new(true),
+            last_error: Mutex::new(String::new()),
+            closed_bytes: AtomicU64::new(0),
+            current_bytes: AtomicU64::new(0),
+            snapshot_bytes: AtomicU64::new(0),
+            segment: AtomicU64::new(0),
+            compact_wanted: Mutex::new(false),
+            compact_wake: Condvar::new(),
+            compact_min_size,
+            compact_ratio,
+            compacting: AtomicBool::new(false),
+            compact_stop: AtomicBool::new(false),
+        }
+    }
+
+    /// Total bytes of live segments.
+    pub(crate) fn log_bytes(&self) -> u64 {
+        self.closed_bytes.load(Ordering::Relaxed) + self.current_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Asks the log thread to switch to a new segment once everything queued
+    /// so far is durable in the current one; returns the new number.
+    pub(crate) fn rotate(&self) -> std::io::Result<u64> {
+        let (tx, rx) = mpsc::channel();
+        {
+            let mut q = self.queue.lock();
+            q.rotate = Some(tx);
+        }
+        self.wake.notify_one();
+        rx.recv()
+            .unwrap_or_else(|_| Err(std::io::Error::other("log thread stopped")))
+    }
+
+    /// Asks the log thread to write and fsync everything and exit.
+    pub(crate) fn stop(&self) {
+        self.queue.lock().stop = true;
+        self.wake.notify_one();
+    }
+
+    fn set_error(&self, what: &str, e: &std::io::Error) {
+        let text = error_text(e);
+        if self.ok.swap(false, Ordering::SeqCst) {
+            tracing::error!(
+                "error {what} the log in {}: {text}; refusing writes until it succeeds again",
+                self.dir.display()
+            );
+        }
+        *self.last_error.lock() = text;
+    }
+
+    fn set_ok(&self) {
+        if !self.ok.swap(true, Ordering::SeqCst) {
+            tracing::warn!("log writes succeed again; accepting writes");
+        }
+    }
+
+    fn maybe_request_compaction(&self) {
+        if self.compacting.load(Ordering::Relaxed) {
+            return;
+        }
+        let log = self.log_bytes();
+        let base = self.snapshot_bytes.load(Ordering::Relaxed) as f64;
+        if log >= self.compact_min_size && log as f64 >= base * self.compact_ratio {
+            let mut w = self.compact_wanted.lock();
+            if !*w {
+                *w = true;
+                self.compact_wake.notify_one();
+            }
+        }
+    }
+}
+
+impl MutationSink for Core {
+    fn record(&self, m: Mutation<'_>) {
+        let mut q = self.queue.lock();
+        while q.buf.len() >= QUEUE_LIMIT && self.ok.load(Ordering::Relaxed) && !q.stop {
+            self.drained.wait_for(&mut q, Duration::from_millis(100));
+        }
+        let was_empty = q.buf.is_empty();
+        encode(&m, &mut q.buf);
+        q.seq += 1;
+        self.assigned.store(q.seq, Ordering::Release);
+        drop(q);
+        if was_empty {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// The log thread's own state.
+pub(crate) struct Writer {
+    pub(crate) core: Arc<Core>,
+    pub(crate) fs: Arc<dyn Fs>,
+    pub(crate) file: Box<dyn SegmentFile>,
+    /// Bytes of the current segment known durable (or, under `no`, handed
+    /// to the OS).
+    pub(crate) synced_len: u64,
+    /// Bytes of the current segment written.
+    pub(crate) file_len: u64,
+    /// Bytes not yet durable: those after `synced_len`, of which the first
+    /// `written` are already in the file. Kept so a failed fsync can be
+    /// redone by rewriting them (after a failed fsync the kernel may have
+    /// dropped the dirty pages).
+    pub(crate) pending: Vec<u8>,
+    pub(crate) written: usize,
+    /// Sequence number of the last record in `pending`.
+    pub(crate) pending_seq: u64,
+    pub(crate) last_sync: Instant,
+}
+
+impl Writer {
+    /// Writes what is pending and, if `fsync`, makes it durable. On error
+    /// the segment is cut back to its durable length so a retry rewrites
+    /// everything after it.
+    fn flush(&mut self, fsync: bool) -> std::io::Result<()> {
+        let r = self.try_flush(fsync);
+        if let Err(e) = &r {
+            let _ = self.file.truncate(self.synced_len);
+            self.file_len = self.synced_len;
+            self.written = 0;
+            self.core
+                .current_bytes
+                .store(self.file_len, Ordering::Relaxed);
+            self.core
+                .set_error(if fsync { "fsyncing" } else { "writing" }, e);
+        }
+        r
+    }
+
+    fn try_flush(&mut self, fsync: bool) -> std::io::Result<()> {
+        if self.written < self.pending.len() {
+            self.file.append(&self.pending[self.written..])?;
+            self.file_len += (self.pending.len() - self.written) as u64;
+            self.written = self.pending.len();
+            self.core
+                .current_bytes
+                .store(self.file_len, Ordering::Relaxed);
+        }
+        let durable = if fsync {
+            if self.synced_len < self.file_len {
+                self.file.sync()?;
+            }
+            self.last_sync = Instant::now();
+            true
+        } else {
+            self.core.policy == FsyncPolicy::No
+        };
+        if durable {
+            self.synced_len = self.file_len;
+            self.pending.clear();
+            self.written = 0;
+        }
+        self.core.set_ok();
+        if durable || self.core.policy != FsyncPolicy::Always {
+            self.core.durable.store(self.pending_seq, Ordering::Release);
+            self.core.durable_tx.send_replace(self.pending_seq);
+        }
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> std::io::Result<u64> {
+        self.flush(true)?;
+        let next = self.core.segment.load(Ordering::Relaxed) + 1;
+        let path = segment_path(&self.core.dir, next);
+        let file = self.fs.open_segment(&path)?;
+        sync_dir(&self.core.dir)?;
+        self.file = file;
+        self.core
+            .closed_bytes
+            .fetch_add(self.file_len, Ordering::Relaxed);
+        self.core.current_bytes.store(0, Ordering::Relaxed);
+        self.file_len = 0;
+        self.synced_len = 0;
+        self.core.segment.store(next, Ordering::Relaxed);
+        Ok(next)
+    }
+
+    /// The log thread's loop.
+    pub(crate) fn run(mut self) {
+        let core = self.core.clone();
+        let mut spare = Vec::new();
+        loop {
+            let (rotate, stop) = {
+                let mut q = core.queue.lock();
+                loop {
+                    if !q.buf.is_empty() || q.rotate.is_some() || q.stop {
+                        break;
+                    }
+                    let deadline = if !core.ok.load(Ordering::Relaxed) {
+                        Some(RETRY_AFTER)
+                    } else if core.policy == FsyncPolicy::EverySec && !self.pending.is_empty() {
+                        Some(Duration::from_secs(1).saturating_sub(self.last_sync.elapsed()))
+                    } else {
+                        None
+                    };
+                    match deadline {
+                        Some(d) if d.is_zero() => break,
+                        Some(d) => {
+                            if core.wake.wait_for(&mut q, d).timed_out() {
+                                break;
+                            }
+                        }
+                        None => core.wake.wait(&mut q),
+                    }
+                }
+                std::mem::swap(&mut q.buf, &mut spare);
+                self.pending_seq = q.seq;
+                (q.rotate.take(), q.stop)
+            };
+            core.drained.notify_all();
+            if self.pending.is_empty() {
+                std::mem::swap(&mut self.pending, &mut spare);
+            } else {
+                self.pending.extend_from_slice(&spare);
+            }
+            spare.clear();
+            if spare.capacity() > QUEUE_LIMIT {
+                spare = Vec::new();
+            }
+            let fsync = match core.policy {
+                FsyncPolicy::Always => true,
+                FsyncPolicy::EverySec => self.last_sync.elapsed() >= Duration::from_secs(1),
+                FsyncPolicy::No => false,
+            };
+            let flushed = self.flush(fsync || stop);
+            if flushed.is_err() && !stop {
+                // back off before retrying; new records keep queueing
+                std::thread::sleep(RETRY_AFTER.min(Duration::from_millis(200)));
+            }
+            if let Some(reply) = rotate {
+                let _ = reply.send(self.rotate());
+            }
+            core.maybe_request_compaction();
+            if stop {
+                if let Err(e) = flushed {
+                    tracing::error!("final log flush failed: {}", error_text(&e));
+                }
+                return;
+            }
+        }
+    }
+}
