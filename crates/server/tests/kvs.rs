@@ -253,6 +253,8 @@ fn kvs_commands_need_auth_when_a_password_is_set() {
         kvs(&mut c, &["PING"]),
         "-NOAUTH Authentication required.\r\n"
     );
+    c.send(b"*5\r\nSET\r\nk\r\nv\rw\r\nEX\r\n10\r\n");
+    assert_eq!(reply(&mut c), b"-NOAUTH Authentication required.\r\n");
 }
 
 #[test]

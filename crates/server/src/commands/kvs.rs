@@ -71,6 +71,10 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> bool {
     let Some(cmd) = COMMANDS.iter().find(|c| is(name, c.name)) else {
         return false;
     };
+    if !ctx.session.authenticated {
+        ctx.out.error("NOAUTH Authentication required.");
+        return true;
+    }
     if cmd.name == "set" && args.len() > 3 {
         // SET k v EX 10 ...: Redis SET options, handled by the regular SET
         if args.iter().skip(1).take(2).any(has_cr) {
@@ -78,10 +82,6 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> bool {
             return true;
         }
         return false;
-    }
-    if !ctx.session.authenticated {
-        ctx.out.error("NOAUTH Authentication required.");
-        return true;
     }
     if args.len() != cmd.arity {
         ctx.wrong_args(cmd.name);
