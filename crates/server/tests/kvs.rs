@@ -210,6 +210,9 @@ fn other_commands_fall_through_to_the_regular_table() {
         "-ERR unknown command 'NOSUCH', with args beginning with: 'a' \r\n"
     );
     // SET with Redis options goes to the regular SET, CR check included
+    assert_eq!(kvs(&mut c, &["SET", "k", "v", "EX", "100"]), "+OK\r\n");
+    assert_eq!(kvs(&mut c, &["SET", "k", "w", "GET"]), "+v\r\n");
+    assert_eq!(kvs(&mut c, &["GET", "k"]), "+w\r\n");
     c.send(b"*5\r\nSET\r\nk\r\nv\rw\r\nEX\r\n10\r\n");
     assert_eq!(
         reply(&mut c),
