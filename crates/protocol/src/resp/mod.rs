@@ -1,5 +1,6 @@
 //! The Redis side: request parsing ([`parse`]) and reply encoding ([`encode`]).
 
+pub mod check;
 pub mod encode;
 pub mod parse;
 

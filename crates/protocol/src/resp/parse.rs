@@ -19,11 +19,13 @@ use crate::int::parse_i64;
 /// Limits a client's requests must respect; each is configurable.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Largest bulk argument (Redis `proto-max-bulk-len`, 512 MB).
+    /// Largest argument (Redis `proto-max-bulk-len`, 512 MB). Applies to
+    /// kvs lines and inline arguments too, so no framing can exceed it.
     pub max_bulk_len: usize,
     /// Most arguments in one multibulk request (Redis allows up to INT_MAX).
     pub max_multibulk_len: usize,
-    /// Longest inline request, and longest `*N` / `$N` / kvs line (64 KB).
+    /// Longest inline request, and longest `*N` / `$N` / kvs line (64 KB),
+    /// counted without the line terminator.
     pub max_inline_len: usize,
 }
 
@@ -149,6 +151,15 @@ fn line(buf: &[u8], from: usize) -> Option<(usize, usize)> {
     Some((end, nl + 1))
 }
 
+/// True when `partial`, the start of a line whose LF has not arrived yet, is
+/// already certain to be longer than `max` once complete. A trailing CR may
+/// still turn out to be part of the terminator, so it is not counted. With
+/// the check on complete lines (content length > `max`) this makes every
+/// limit decision independent of how the bytes were split into reads.
+fn partial_too_long(partial: &[u8], max: usize) -> bool {
+    partial.len() - usize::from(partial.ends_with(b"\r")) > max
+}
+
 /// Position of the first `\n`. Header lines (`*3`, `$5`) are a few bytes,
 /// where memchr's vector setup costs more than it saves (callgrind: ~150
 /// instructions per call), so the first bytes are scanned plainly.
@@ -204,11 +215,14 @@ impl Parser {
                 return self.parse_inline(buf);
             }
             let Some((end, next)) = line(buf, 0) else {
-                if buf.len() > self.limits.max_inline_len {
+                if partial_too_long(buf, self.limits.max_inline_len) {
                     return Err(ProtocolError::new("too big mbulk count string"));
                 }
                 return Ok(None);
             };
+            if end > self.limits.max_inline_len {
+                return Err(ProtocolError::new("too big mbulk count string"));
+            }
             let n = parse_i64(&buf[1..end])
                 .ok_or_else(|| ProtocolError::new("invalid multibulk length"))?;
             if n > self.limits.max_multibulk_len as i64 || n > i32::MAX as i64 {
@@ -245,11 +259,20 @@ impl Parser {
             });
             if kind == Framing::Kvs {
                 let Some((end, next)) = line(buf, *pos) else {
-                    if buf.len() - *pos > self.limits.max_inline_len {
+                    if partial_too_long(&buf[*pos..], self.limits.max_inline_len) {
+                        self.progress = Progress::Start;
                         return Err(ProtocolError::new("too big inline request"));
                     }
                     return Ok(None);
                 };
+                if end - *pos > self.limits.max_inline_len {
+                    self.progress = Progress::Start;
+                    return Err(ProtocolError::new("too big inline request"));
+                }
+                if end - *pos > self.limits.max_bulk_len {
+                    self.progress = Progress::Start;
+                    return Err(ProtocolError::new("invalid bulk length"));
+                }
                 self.ranges.push(*pos..end);
                 *pos = next;
                 *remaining -= 1;
@@ -260,12 +283,16 @@ impl Parser {
                 return Err(ProtocolError(expected_dollar(first)));
             }
             let Some((end, next)) = line(buf, *pos) else {
-                if buf.len() - *pos > self.limits.max_inline_len {
+                if partial_too_long(&buf[*pos..], self.limits.max_inline_len) {
                     self.progress = Progress::Start;
                     return Err(ProtocolError::new("too big bulk count string"));
                 }
                 return Ok(None);
             };
+            if end - *pos > self.limits.max_inline_len {
+                self.progress = Progress::Start;
+                return Err(ProtocolError::new("too big bulk count string"));
+            }
             let len = match parse_i64(&buf[*pos + 1..end]) {
                 Some(n) if n >= 0 && n as u64 <= self.limits.max_bulk_len as u64 => n as usize,
                 _ => {
@@ -308,7 +335,7 @@ impl Parser {
 
     fn parse_inline(&mut self, buf: &[u8]) -> Result<Option<Request>, ProtocolError> {
         let Some((end, next)) = line(buf, 0) else {
-            if buf.len() > self.limits.max_inline_len {
+            if partial_too_long(buf, self.limits.max_inline_len) {
                 return Err(ProtocolError::new("too big inline request"));
             }
             return Ok(None);
@@ -321,6 +348,13 @@ impl Parser {
             .ok_or_else(|| ProtocolError::new("unbalanced quotes in request"))?;
         if self.owned.len() > self.limits.max_multibulk_len {
             return Err(ProtocolError::new("invalid multibulk length"));
+        }
+        if self
+            .owned
+            .iter()
+            .any(|a| a.len() > self.limits.max_bulk_len)
+        {
+            return Err(ProtocolError::new("invalid bulk length"));
         }
         Ok(Some(Request {
             framing: Framing::Inline,
@@ -531,7 +565,13 @@ mod tests {
             "invalid multibulk length"
         );
         let mut p = Parser::new(limits.clone());
-        assert!(p.parse(b"12345678\r\n").unwrap().is_some());
+        assert!(p.parse(b"1234 678\r\n").unwrap().is_some());
+        assert_eq!(
+            p.parse(b"12345 78\r\n").unwrap_err().0,
+            "invalid bulk length"
+        );
+        // a CR that may be the terminator's is not counted until LF decides
+        assert_eq!(p.parse(b"1234 678\r").unwrap(), None);
         assert_eq!(
             p.parse(b"123456789").unwrap_err().0,
             "too big inline request"
@@ -539,6 +579,34 @@ mod tests {
         assert_eq!(
             p.parse(b"123456789\r\n").unwrap_err().0,
             "too big inline request"
+        );
+        // kvs lines: same line limit, and the bulk limit per argument
+        let mut p = Parser::new(limits.clone());
+        assert!(p.parse(b"*2\r\nabcd\r\nefgh\r\n").unwrap().is_some());
+        assert_eq!(
+            p.parse(b"*1\r\nabcde\r\n").unwrap_err().0,
+            "invalid bulk length"
+        );
+        assert_eq!(
+            p.parse(b"*1\r\n123456789").unwrap_err().0,
+            "too big inline request"
+        );
+        assert_eq!(
+            p.parse(b"*1\r\n123456789\r\n").unwrap_err().0,
+            "too big inline request"
+        );
+        // header lines, complete or not
+        assert_eq!(
+            p.parse(b"*00000001\r\n").unwrap_err().0,
+            "too big mbulk count string"
+        );
+        assert_eq!(
+            p.parse(b"*000000001").unwrap_err().0,
+            "too big mbulk count string"
+        );
+        assert_eq!(
+            p.parse(b"*1\r\n$00000004\r\n").unwrap_err().0,
+            "too big bulk count string"
         );
     }
 
