@@ -130,6 +130,8 @@ pub enum Request<'a> {
     Version,
     /// verbosity <level> [noreply] (accepted; magpie logs through MAGPIE_LOG)
     Verbosity {
+        /// The level asked for.
+        level: u32,
         /// Reply suppressed.
         noreply: bool,
     },
@@ -521,13 +523,13 @@ impl Parser {
                     return e;
                 }
                 let noreply = t.noreply();
-                if strtoul32(t.get(1)).is_none() {
-                    return req(Request::Error {
+                match strtoul32(t.get(1)) {
+                    Some(level) => req(Request::Verbosity { level, noreply }),
+                    None => req(Request::Error {
                         line: "CLIENT_ERROR bad command line format",
                         noreply,
-                    });
+                    }),
                 }
-                req(Request::Verbosity { noreply })
             }
             b"shutdown" => req(error("ERROR: shutdown not enabled")),
             _ => req(error("ERROR")),
