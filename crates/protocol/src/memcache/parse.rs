@@ -652,12 +652,7 @@ impl Parser {
                     }
                     Err(_) => return req(error("CLIENT_ERROR invalid or duplicate flag")),
                 };
-                if which == b'a'
-                    && !matches!(
-                        flags.mode,
-                        None | Some(b'I' | b'i' | b'+' | b'D' | b'd' | b'-')
-                    )
-                {
+                if which == b'a' && !matches!(flags.mode, None | Some(b'I' | b'+' | b'D' | b'-')) {
                     return req(error("CLIENT_ERROR invalid mode for ma M token"));
                 }
                 req(match which {
@@ -681,10 +676,7 @@ impl Parser {
                     _ => return req(error("CLIENT_ERROR bad command line format")),
                 };
                 let parsed = parse_flags(flags_from(3), key).and_then(|(f, k)| match f.mode {
-                    None
-                    | Some(b'E' | b'e' | b'A' | b'a' | b'P' | b'p' | b'R' | b'r' | b'S' | b's') => {
-                        Ok((f, k))
-                    }
+                    None | Some(b'E' | b'A' | b'P' | b'R' | b'S') => Ok((f, k)),
                     Some(_) => Err("CLIENT_ERROR invalid mode for ms M token"),
                 });
                 let (flags, key) = match parsed {

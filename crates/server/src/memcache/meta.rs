@@ -167,10 +167,10 @@ pub fn mg(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>) {
 pub fn ms(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>, data: &[u8]) {
     McCounters::bump(&ctx.mc.counters.cmd_meta);
     let op = match f.mode {
-        Some(b'E' | b'e') => StoreOp::Add,
-        Some(b'A' | b'a') => StoreOp::Append,
-        Some(b'P' | b'p') => StoreOp::Prepend,
-        Some(b'R' | b'r') => StoreOp::Replace,
+        Some(b'E') => StoreOp::Add,
+        Some(b'A') => StoreOp::Append,
+        Some(b'P') => StoreOp::Prepend,
+        Some(b'R') => StoreOp::Replace,
         _ => StoreOp::Set,
     };
     // a CAS turns set and replace into cas
@@ -275,7 +275,7 @@ pub fn ma(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>) {
     McCounters::bump(&c.cmd_meta);
     let k = key.bytes();
     let now = ctx.now;
-    let incr = !matches!(f.mode, Some(b'D' | b'd' | b'-'));
+    let incr = !matches!(f.mode, Some(b'D' | b'-'));
     let mut txn = ctx.shared.engine.txn(DB, &[k], now);
     let mut quiet_ok = false;
     let (value, cas) = match add_delta(&mut txn, k, incr, f.delta, f.cas.unwrap_or(0)) {
