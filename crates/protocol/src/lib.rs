@@ -6,4 +6,5 @@
 //! parser can be fuzzed and property-tested on its own.
 
 pub mod int;
+pub mod memcache;
 pub mod resp;

@@ -17,6 +17,16 @@ pub struct ServeConfig {
     #[arg(long, default_value_t = 6379, env = "MAGPIE_PORT")]
     pub port: u16,
 
+    /// memcached protocol port (database 0 of the keyspace); 0 turns the
+    /// listener off.
+    #[arg(long, default_value_t = 11211, env = "MAGPIE_MEMCACHE_PORT")]
+    pub memcache_port: u16,
+
+    /// Largest memcached item in bytes (memcached `-I`): header, key and
+    /// value together, counted as memcached counts them.
+    #[arg(long, default_value_t = 1024 * 1024, env = "MAGPIE_MEMCACHE_MAX_ITEM_SIZE")]
+    pub memcache_max_item_size: usize,
+
     /// Most simultaneous client connections; more are refused with
     /// `ERR max number of clients reached`.
     #[arg(long, default_value_t = 10000, env = "MAGPIE_MAXCLIENTS")]
@@ -113,6 +123,9 @@ impl ServeConfig {
         }
         if self.hz == 0 || self.hz > 500 {
             return Err("--hz must be between 1 and 500".into());
+        }
+        if self.memcache_max_item_size < 1024 || self.memcache_max_item_size > 1024 * 1024 * 1024 {
+            return Err("--memcache-max-item-size must be between 1024 and 1073741824".into());
         }
         if self.maxclients == 0 {
             return Err("--maxclients must be at least 1".into());

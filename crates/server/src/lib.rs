@@ -3,12 +3,15 @@
 //! Wires sockets, protocols and the engine together. One file per concern:
 //! [`config`] (flags), [`shared`] (state every connection sees),
 //! [`listener`] (accept loops and background tasks), [`resp_conn`] (one
-//! Redis-protocol connection), [`session`] (per-connection state) and
+//! Redis-protocol connection), [`memcache_conn`] and [`memcache`] (the
+//! memcached front door), [`session`] (per-connection state) and
 //! [`commands`] (one file per command family).
 
 pub mod commands;
 pub mod config;
 pub mod listener;
+pub mod memcache;
+pub mod memcache_conn;
 pub mod resp_conn;
 pub mod session;
 pub mod shared;
@@ -37,6 +40,15 @@ pub async fn start(shared: Arc<Shared>) -> std::io::Result<()> {
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         tracing::info!(%addr, "RESP listening");
         tokio::spawn(listener::run_resp(shared.clone(), listener));
+    }
+    if cfg.memcache_port != 0 {
+        let addr = format!("{}:{}", cfg.bind, cfg.memcache_port);
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        tracing::info!(%addr, "memcached listening");
+        let mc = Arc::new(memcache::McState::new());
+        tokio::spawn(listener::run_memcache(shared.clone(), mc, listener));
     }
     tokio::spawn(listener::run_expiry(shared.clone()));
     Ok(())

@@ -51,6 +51,57 @@ pub async fn run_resp(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
+/// Accepts memcached clients on `listener` until shutdown. They share the
+/// maxclients limit and the client registry with RESP clients.
+pub async fn run_memcache(
+    shared: Arc<Shared>,
+    mc: Arc<crate::memcache::McState>,
+    listener: TcpListener,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shared.shutdown.notified() => return,
+        };
+        let (stream, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if shared.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        shared
+            .counters
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
+        let Some(info) = admit(&shared, &stream, addr) else {
+            shared
+                .counters
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                // memcached's reply when it is at its connection limit
+                let mut stream = stream;
+                let _ = stream
+                    .write_all(b"ERROR Too many open connections\r\n")
+                    .await;
+                let _ = stream.shutdown().await;
+            });
+            continue;
+        };
+        let (shared, mc) = (shared.clone(), mc.clone());
+        tokio::spawn(async move {
+            let id = info.id;
+            crate::memcache_conn::serve(shared.clone(), mc, stream, info).await;
+            release(&shared, id);
+        });
+    }
+}
+
 /// Registers a new client unless maxclients is reached.
 fn admit(shared: &Shared, stream: &TcpStream, addr: SocketAddr) -> Option<Arc<ClientInfo>> {
     let max = shared.runtime.read().maxclients;

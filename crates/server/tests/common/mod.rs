@@ -75,10 +75,18 @@ pub fn magpie(extra: &[&str]) -> Server {
     } else {
         &["--ephemeral"]
     };
+    // the memcached listener defaults to 11211: keep parallel test servers
+    // off it unless the test asks for a port
+    let mc_off: &[&str] = if extra.contains(&"--memcache-port") {
+        &[]
+    } else {
+        &["--memcache-port", "0"]
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_magpie"))
         .arg("serve")
         .args(["--port", &port.to_string()])
         .args(ephemeral)
+        .args(mc_off)
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -326,4 +334,121 @@ pub fn split_quoted(line: &str) -> Vec<Vec<u8>> {
         out.push(cur);
     }
     out
+}
+
+/// Starts magpie with its memcached listener on a free port; returns the
+/// server and that port.
+pub fn magpie_mc(extra: &[&str]) -> (Server, u16) {
+    let mc_port = free_port();
+    let port_s = mc_port.to_string();
+    let mut flags = vec!["--memcache-port", port_s.as_str()];
+    flags.extend_from_slice(extra);
+    let mut server = magpie(&flags);
+    wait_for_port(mc_port, &mut server.child, "magpie (memcached port)");
+    (server, mc_port)
+}
+
+/// True when a missing external tool should fail the test (CI=true)
+/// rather than skip it.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Starts a real `memcached` (1.6) if installed, one worker thread, TCP
+/// only. In CI a missing memcached is a failure; elsewhere the caller skips
+/// loudly.
+pub fn memcached() -> Option<Server> {
+    let found = Command::new("memcached")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        if in_ci() {
+            panic!("memcached is not installed but CI=true: .ci/run must install it");
+        }
+        eprintln!("\n*** SKIPPED memcached differential test: memcached is not installed (apt-get install memcached) ***\n");
+        return None;
+    }
+    let port = free_port();
+    let mut cmd = Command::new("memcached");
+    cmd.args([
+        "-p",
+        &port.to_string(),
+        "-l",
+        "127.0.0.1",
+        "-U",
+        "0",
+        "-t",
+        "1",
+    ]);
+    // memcached refuses to run as root without -u
+    let uid = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    if uid.trim_ascii() == b"0" {
+        cmd.args(["-u", "root"]);
+    }
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start memcached");
+    wait_for_port(port, &mut child, "memcached");
+    Some(Server {
+        child,
+        port,
+        dir: None,
+    })
+}
+
+/// A raw memcached-protocol client.
+pub struct McRaw {
+    pub stream: TcpStream,
+}
+
+impl McRaw {
+    pub fn connect(port: u16) -> McRaw {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        McRaw { stream: s }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Sends `bytes` followed by `mn`, and returns everything the server
+    /// answered before `MN` (so requests without a reply are covered too).
+    pub fn request(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut b = bytes.to_vec();
+        b.extend_from_slice(b"mn\r\n");
+        self.send(&b);
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 65536];
+        while !(got.ends_with(b"MN\r\n")
+            && (got.len() == 4 || got[..got.len() - 4].ends_with(b"\r\n")))
+        {
+            let n = self.stream.read(&mut chunk).expect("read reply");
+            assert!(
+                n > 0,
+                "connection closed; got {:?}",
+                String::from_utf8_lossy(&got)
+            );
+            got.extend_from_slice(&chunk[..n]);
+        }
+        got.truncate(got.len() - 4);
+        got
+    }
+
+    /// Sends bytes and reads until the server closes the connection.
+    pub fn send_until_close(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let _ = self.stream.write_all(bytes);
+        let mut rest = Vec::new();
+        let _ = self.stream.read_to_end(&mut rest);
+        rest
+    }
 }

@@ -1,0 +1,86 @@
+//! delete, incr and decr.
+
+use magpie_engine::Txn;
+use magpie_protocol::memcache::num::item_counter;
+
+use super::{McCounters, McCtx, DB};
+
+/// delete <key>
+pub fn delete(ctx: &mut McCtx<'_>, key: &[u8], noreply: bool) {
+    let c = &ctx.mc.counters;
+    let removed = ctx.shared.engine.txn(DB, &[key], ctx.now).remove(key);
+    McCounters::bump(if removed {
+        &c.delete_hits
+    } else {
+        &c.delete_misses
+    });
+    ctx.reply(if removed { "DELETED" } else { "NOT_FOUND" }, noreply);
+}
+
+/// Outcome of applying a delta to a stored counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delta {
+    /// The new value and the item's new CAS.
+    Done(u64, u64),
+    /// The value is not a decimal u64.
+    NonNumeric,
+    /// No such key.
+    NotFound,
+    /// The CAS given (ma C) does not match.
+    CasMismatch,
+}
+
+/// memcached's `do_add_delta`: incr wraps at 2^64, decr stops at 0. A
+/// result no longer than the old value is written over it padded with
+/// spaces (as memcached does in place); a longer one replaces it. Flags and
+/// expiry are kept.
+pub fn add_delta(txn: &mut Txn<'_>, key: &[u8], incr: bool, delta: u64, cas: u64) -> Delta {
+    let Some(v) = txn.get(key) else {
+        return Delta::NotFound;
+    };
+    if cas != 0 && v.meta.cas != cas {
+        return Delta::CasMismatch;
+    }
+    let Some(old) = item_counter(v.value) else {
+        return Delta::NonNumeric;
+    };
+    let new = if incr {
+        old.wrapping_add(delta)
+    } else {
+        old.saturating_sub(delta)
+    };
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(new).as_bytes();
+    let len = v.value.len().max(digits.len());
+    let cas = txn
+        .rewrite(key, len, |_, dst| {
+            dst[..digits.len()].copy_from_slice(digits);
+            dst[digits.len()..].fill(b' ');
+        })
+        .unwrap_or(0);
+    Delta::Done(new, cas)
+}
+
+/// incr / decr <key> <delta>
+pub fn arith_cmd(ctx: &mut McCtx<'_>, incr: bool, key: &[u8], delta: u64, noreply: bool) {
+    let c = &ctx.mc.counters;
+    let mut txn = ctx.shared.engine.txn(DB, &[key], ctx.now);
+    match add_delta(&mut txn, key, incr, delta, 0) {
+        Delta::Done(n, _) => {
+            drop(txn);
+            McCounters::bump(if incr { &c.incr_hits } else { &c.decr_hits });
+            if !noreply {
+                magpie_protocol::memcache::encode::num(ctx.out, n);
+                ctx.out.extend_from_slice(b"\r\n");
+            }
+        }
+        Delta::NonNumeric => ctx.reply(
+            "CLIENT_ERROR cannot increment or decrement non-numeric value",
+            noreply,
+        ),
+        Delta::NotFound | Delta::CasMismatch => {
+            McCounters::bump(if incr { &c.incr_misses } else { &c.decr_misses });
+            ctx.reply("NOT_FOUND", noreply);
+        }
+    }
+}

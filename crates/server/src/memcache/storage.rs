@@ -1,0 +1,162 @@
+//! Storage commands: set, add, replace, append, prepend, cas (and the store
+//! step of ms), with memcached's `do_store_item` rules.
+
+use magpie_protocol::memcache::{item_size_ok, Exptime, StoreOp};
+
+use super::{Mark, McCounters, McCtx, DB};
+
+/// Result of a store, as memcached names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// Stored; the new CAS (0 if the item expired at once).
+    Stored(u64),
+    /// add/replace/append/prepend condition not met.
+    NotStored,
+    /// cas: the item changed since it was read.
+    Exists,
+    /// cas: no such item.
+    NotFound,
+}
+
+/// One store request, as ms and the classic commands describe it.
+pub struct StoreArgs<'a> {
+    /// Which command.
+    pub op: StoreOp,
+    /// The key.
+    pub key: &'a [u8],
+    /// Client flags (ignored by append/prepend).
+    pub flags: u32,
+    /// Expiry (ignored by append/prepend).
+    pub exptime: Exptime,
+    /// CAS to compare (cas; append/prepend when non-zero).
+    pub cas: u64,
+    /// The value.
+    pub data: &'a [u8],
+    /// ms I: a cas older than the item's stores the value as stale.
+    pub set_stale: bool,
+}
+
+/// Stores per memcached's rules. Nothing changes unless the result is
+/// [`Stored::Stored`].
+pub fn store(ctx: &mut McCtx<'_>, a: &StoreArgs<'_>) -> Stored {
+    let c = &ctx.mc.counters;
+    McCounters::bump(&c.cmd_set);
+    let engine = &ctx.shared.engine;
+    let mut txn = engine.txn(DB, &[a.key], ctx.now);
+    let old = txn.get(a.key).map(|v| (v.meta, v.value.len()));
+    let expire_at = a.exptime.as_expire_at();
+    let result = match a.op {
+        StoreOp::Set => Stored::Stored(txn.set(a.key, &[a.data], a.flags, expire_at)),
+        StoreOp::Add => match old {
+            Some(_) => Stored::NotStored,
+            None => Stored::Stored(txn.set(a.key, &[a.data], a.flags, expire_at)),
+        },
+        StoreOp::Replace => match old {
+            None => Stored::NotStored,
+            Some(_) => Stored::Stored(txn.set(a.key, &[a.data], a.flags, expire_at)),
+        },
+        StoreOp::Append | StoreOp::Prepend => match old {
+            None => Stored::NotStored,
+            Some((meta, _)) if a.cas != 0 && a.cas != meta.cas => Stored::Exists,
+            Some((meta, old_len)) => {
+                let len = old_len + a.data.len();
+                if !item_size_ok(
+                    a.key.len(),
+                    meta.flags,
+                    len,
+                    ctx.shared.config.memcache_max_item_size,
+                ) {
+                    // memcached cannot allocate the combined item
+                    Stored::NotStored
+                } else {
+                    let append = a.op == StoreOp::Append;
+                    let cas = txn.rewrite(a.key, len, |old, dst| {
+                        if append {
+                            dst[..old.len()].copy_from_slice(old);
+                            dst[old.len()..].copy_from_slice(a.data);
+                        } else {
+                            dst[..a.data.len()].copy_from_slice(a.data);
+                            dst[a.data.len()..].copy_from_slice(old);
+                        }
+                    });
+                    Stored::Stored(cas.unwrap_or(0))
+                }
+            }
+        },
+        StoreOp::Cas => match old {
+            None => {
+                McCounters::bump(&c.cas_misses);
+                Stored::NotFound
+            }
+            Some((meta, _)) if meta.cas == a.cas => {
+                McCounters::bump(&c.cas_hits);
+                let cas = txn.set(a.key, &[a.data], a.flags, expire_at);
+                Stored::Stored(cas)
+            }
+            Some((meta, _)) if a.set_stale && a.cas < meta.cas => {
+                // ms I with an older CAS: store, keep the TTL, mark stale
+                McCounters::bump(&c.cas_hits);
+                let prev = ctx.mc.mark(a.key, meta.cas);
+                let cas = txn.set(a.key, &[a.data], a.flags, meta.expire_at);
+                ctx.mc.set_mark(
+                    a.key,
+                    cas,
+                    Mark {
+                        stale: true,
+                        token_sent: prev.token_sent,
+                    },
+                );
+                Stored::Stored(cas)
+            }
+            Some(_) => {
+                McCounters::bump(&c.cas_badval);
+                Stored::Exists
+            }
+        },
+    };
+    if matches!(result, Stored::Stored(_)) {
+        McCounters::bump(&c.total_items);
+    }
+    result
+}
+
+/// set / add / replace / append / prepend / cas.
+#[allow(clippy::too_many_arguments)]
+pub fn store_cmd(
+    ctx: &mut McCtx<'_>,
+    op: StoreOp,
+    key: &[u8],
+    flags: u32,
+    exptime: i32,
+    cas: u64,
+    data: &[u8],
+    noreply: bool,
+) {
+    let args = StoreArgs {
+        op,
+        key,
+        flags,
+        exptime: Exptime::decode(exptime, ctx.now),
+        cas,
+        data,
+        set_stale: false,
+    };
+    let line = match store(ctx, &args) {
+        Stored::Stored(_) => "STORED",
+        Stored::NotStored => "NOT_STORED",
+        Stored::Exists => "EXISTS",
+        Stored::NotFound => "NOT_FOUND",
+    };
+    ctx.reply(line, noreply);
+}
+
+/// A storage command over the item size limit: memcached answers
+/// SERVER_ERROR and, for set, drops the old value so a stale one is not
+/// served after a failed update.
+pub fn too_large(ctx: &mut McCtx<'_>, op: StoreOp, key: &[u8], noreply: bool) {
+    McCounters::bump(&ctx.mc.counters.store_too_large);
+    if op == StoreOp::Set {
+        ctx.shared.engine.txn(DB, &[key], ctx.now).remove(key);
+    }
+    ctx.reply("SERVER_ERROR object too large for cache", noreply);
+}

@@ -1,0 +1,141 @@
+//! One memcached-protocol connection: read a batch, parse and execute every
+//! complete request in it, write all the replies with one write (memcached
+//! itself writes per response; batching gives the same bytes with fewer
+//! system calls).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use magpie_protocol::memcache::{Limits, Parsed, Parser};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::memcache::{execute, McCounters, McCtx, McState};
+use crate::shared::{ClientInfo, Shared};
+
+/// Replies are flushed early once this many bytes are pending, so a large
+/// multi-get does not buffer without bound.
+const FLUSH_AT: usize = 1 << 20;
+/// Initial read buffer size.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Serves `stream` until the client leaves, quits, sends an over-long line,
+/// passes the query buffer limit, or the server shuts down.
+pub async fn serve(
+    shared: Arc<Shared>,
+    mc: Arc<McState>,
+    mut stream: TcpStream,
+    info: Arc<ClientInfo>,
+) {
+    let _ = stream.set_nodelay(true);
+    McCounters::bump(&mc.counters.total_connections);
+    McCounters::bump(&mc.counters.curr_connections);
+    let query_limit = shared.runtime.read().client_query_buffer_limit;
+    let mut parser = Parser::new(Limits {
+        max_item_size: shared.config.memcache_max_item_size,
+        max_get_line: query_limit,
+    });
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    'conn: loop {
+        if rbuf.capacity() - rbuf.len() < 512 {
+            // grow with what has arrived (doubling), never with what a
+            // client announced
+            rbuf.reserve(rbuf.len().max(READ_CHUNK));
+        }
+        let n = tokio::select! {
+            r = stream.read_buf(&mut rbuf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
+            _ = shared.shutdown.notified() => break,
+        };
+        shared
+            .counters
+            .net_input_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
+        mc.counters
+            .bytes_read
+            .fetch_add(n as u64, Ordering::Relaxed);
+        let now = magpie_engine::now_ms();
+        let mut off = 0;
+        let mut close = false;
+        while off < rbuf.len() {
+            match parser.parse(&rbuf[off..]) {
+                Parsed::Request(req, used) => {
+                    let mut ctx = McCtx {
+                        shared: &shared,
+                        mc: &mc,
+                        out: &mut out,
+                        now,
+                        close: false,
+                    };
+                    execute(&mut ctx, req);
+                    shared
+                        .counters
+                        .commands_processed
+                        .fetch_add(1, Ordering::Relaxed);
+                    off += used;
+                    if ctx.close {
+                        close = true;
+                        break;
+                    }
+                    if out.len() >= FLUSH_AT
+                        && write(&shared, &mc, &mut stream, &mut out).await.is_err()
+                    {
+                        break 'conn;
+                    }
+                }
+                Parsed::Skipped(used) => off += used,
+                Parsed::Incomplete => break,
+                Parsed::Close => {
+                    close = true;
+                    break;
+                }
+            }
+        }
+        rbuf.advance(off);
+        info.state.lock().last_active = Some(std::time::Instant::now());
+        if write(&shared, &mc, &mut stream, &mut out).await.is_err() || close {
+            break;
+        }
+        if rbuf.len() > query_limit {
+            tracing::warn!(
+                client = info.id,
+                bytes = rbuf.len(),
+                "closing memcached client over the query buffer limit"
+            );
+            break;
+        }
+        if shared.stopping.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    mc.counters.curr_connections.fetch_sub(1, Ordering::Relaxed);
+    let _ = stream.shutdown().await;
+}
+
+async fn write(
+    shared: &Shared,
+    mc: &McState,
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    stream.write_all(out).await?;
+    shared
+        .counters
+        .net_output_bytes
+        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    mc.counters
+        .bytes_written
+        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    out.clear();
+    if out.capacity() > 4 * FLUSH_AT {
+        out.shrink_to(READ_CHUNK);
+    }
+    Ok(())
+}
