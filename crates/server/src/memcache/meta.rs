@@ -213,11 +213,11 @@ pub fn ms(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>, data: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// ms over the item size limit: memcached refuses it and drops the key.
-pub fn ms_too_large(ctx: &mut McCtx<'_>, key: Key<'_>) {
+/// ms over the item size limit: refused as memcached refuses it, but the
+/// stored value is kept (memcached drops it; a rejected command must not
+/// lose data here).
+pub fn ms_too_large(ctx: &mut McCtx<'_>, _key: Key<'_>) {
     McCounters::bump(&ctx.mc.counters.store_too_large);
-    let k = key.bytes();
-    ctx.shared.engine.txn(DB, &[k], ctx.now).remove(k);
     ctx.reply("SERVER_ERROR object too large for cache", false);
 }
 

@@ -150,13 +150,10 @@ pub fn store_cmd(
     ctx.reply(line, noreply);
 }
 
-/// A storage command over the item size limit: memcached answers
-/// SERVER_ERROR and, for set, drops the old value so a stale one is not
-/// served after a failed update.
-pub fn too_large(ctx: &mut McCtx<'_>, op: StoreOp, key: &[u8], noreply: bool) {
+/// A storage command over the item size limit: SERVER_ERROR, as memcached.
+/// Unlike memcached, which also drops the old value of a `set`, magpie
+/// leaves what is stored untouched: a rejected command never loses data.
+pub fn too_large(ctx: &mut McCtx<'_>, _op: StoreOp, _key: &[u8], noreply: bool) {
     McCounters::bump(&ctx.mc.counters.store_too_large);
-    if op == StoreOp::Set {
-        ctx.shared.engine.txn(DB, &[key], ctx.now).remove(key);
-    }
     ctx.reply("SERVER_ERROR object too large for cache", noreply);
 }
