@@ -4,8 +4,11 @@
 //! [`config`] (flags), [`shared`] (state every connection sees),
 //! [`listener`] (accept loops and background tasks), [`resp_conn`] (one
 //! Redis-protocol connection), [`session`] (per-connection state) and
-//! [`commands`] (one file per command family).
+//! [`commands`] (one file per command family). The client tools live here
+//! too: [`cli`] (`magpie cli`) and [`bench`] (`magpie bench`).
 
+pub mod bench;
+pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod listener;

@@ -1,4 +1,5 @@
-//! The `magpie` binary: `magpie serve` runs the server.
+//! The `magpie` binary: `magpie serve` runs the server, `magpie cli` is a
+//! redis-cli work-alike and `magpie bench` a memtier-style load generator.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,11 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(ServeConfig),
+    /// A redis-cli style client (memcached text with --memcache).
+    #[command(disable_help_flag = true)]
+    Cli(Box<magpie::cli::CliArgs>),
+    /// A memtier_benchmark style load generator.
+    Bench(Box<magpie::bench::BenchArgs>),
 }
 
 fn main() {
@@ -49,6 +55,8 @@ fn main() {
                 std::process::exit(1);
             }
         }
+        Command::Cli(args) => std::process::exit(magpie::cli::run(*args)),
+        Command::Bench(args) => std::process::exit(magpie::bench::run(*args)),
     }
 }
 
