@@ -225,9 +225,13 @@ fn pipe_mode_counts_replies_and_errors() {
     assert_eq!(c.cmd_str(&["GET", "k49"]), "$1\r\nv\r\n");
     assert_eq!(c.cmd_str(&["GET", "inline"]), "$1\r\n1\r\n");
 
-    let o = cli(&["-p", &p, "--pipe"], b"SET a 1\r\n");
+    // SELECT from -n runs first and is not counted
+    let o = cli(&["-p", &p, "-n", "2", "--pipe"], b"SET a 1\r\n");
     assert!(o.status.success());
     assert!(stdout(&o).ends_with("errors: 0, replies: 1\n"));
+    assert_eq!(c.cmd_str(&["GET", "a"]), "$-1\r\n");
+    c.cmd(&["SELECT", "2"]);
+    assert_eq!(c.cmd_str(&["GET", "a"]), "$1\r\n1\r\n");
 }
 
 /// Same commands through redis-cli and magpie cli against one real

@@ -257,4 +257,10 @@ impl Conn {
     pub fn read(&mut self) -> Result<Reply, ReplyError> {
         resp::read_reply(&mut self.reader)
     }
+
+    /// The socket, once setup is done (nothing is left buffered: the server
+    /// sends nothing unasked).
+    pub fn into_stream(self) -> TcpStream {
+        self.writer
+    }
 }

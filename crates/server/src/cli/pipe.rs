@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::resp::{self, Reply, ReplyError};
-use super::{dial, CliArgs};
+use super::{CliArgs, Conn};
 
 /// 20 bytes that will not appear as an ordinary reply.
 fn magic() -> Vec<u8> {
@@ -32,8 +32,9 @@ fn magic() -> Vec<u8> {
 
 /// Runs the pipe; returns the exit code.
 pub fn run(args: &CliArgs) -> i32 {
-    let stream = match dial(&args.host, args.port()) {
-        Ok(s) => s,
+    // AUTH and SELECT happen first and are not counted, as in redis-cli
+    let stream = match Conn::open(args) {
+        Ok(c) => c.into_stream(),
         Err(msg) => {
             eprintln!("{msg}");
             return 1;
@@ -46,22 +47,11 @@ pub fn run(args: &CliArgs) -> i32 {
             return 1;
         }
     };
-    let mut prelude = Vec::new();
-    if let Some(pass) = &args.password {
-        match &args.user {
-            Some(user) => resp::encode_command(&mut prelude, &["AUTH", user, pass]),
-            None => resp::encode_command(&mut prelude, &["AUTH", pass]),
-        }
-    }
-    if let Some(db) = args.db.filter(|&d| d != 0) {
-        resp::encode_command(&mut prelude, &["SELECT".to_string(), db.to_string()]);
-    }
     let magic = magic();
     let eof = Arc::new(AtomicBool::new(false));
     let eof_w = eof.clone();
     let magic_w = magic.clone();
     let sender = std::thread::spawn(move || -> io::Result<()> {
-        writer.write_all(&prelude)?;
         let mut stdin = io::stdin().lock();
         let mut buf = vec![0u8; 64 * 1024];
         let mut last = b'\n';

@@ -17,7 +17,7 @@ use rustyline::validate::Validator;
 use rustyline::{Context, Editor, Helper};
 
 use super::format::{self, Output};
-use super::resp::{Reply, ReplyError};
+use super::resp::Reply;
 use super::split::split_args;
 use super::{CliArgs, Conn};
 
@@ -343,10 +343,9 @@ impl Session<'_> {
                     let _ = out.flush();
                 }
                 Err(e) => {
-                    match e {
-                        ReplyError::Io(_) => eprintln!("Error: {e}"),
-                        ReplyError::Protocol(_) => eprintln!("Error: {e}"),
-                    }
+                    // the connection is unusable either way; the next
+                    // command reconnects
+                    eprintln!("Error: {e}");
                     self.conn = None;
                     return Flow::Continue;
                 }
