@@ -5,8 +5,11 @@
 //! [`listener`] (accept loops and background tasks), [`resp_conn`] (one
 //! Redis-protocol connection), [`memcache_conn`] and [`memcache`] (the
 //! memcached front door), [`session`] (per-connection state) and
-//! [`commands`] (one file per command family).
+//! [`commands`] (one file per command family). The client tools live here
+//! too: [`cli`] (`magpie cli`) and [`bench`] (`magpie bench`).
 
+pub mod bench;
+pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod listener;
@@ -51,6 +54,8 @@ pub async fn start(shared: Arc<Shared>) -> std::io::Result<()> {
         tokio::spawn(listener::run_memcache(shared.clone(), mc, listener));
     }
     tokio::spawn(listener::run_expiry(shared.clone()));
+    // every listener is bound: tools and tests wait for this line
+    tracing::info!("magpie ready");
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! The `magpie` binary: `magpie serve` runs the server.
+//! The `magpie` binary: `magpie serve` runs the server, `magpie cli` is a
+//! redis-cli work-alike and `magpie bench` a memtier-style load generator.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,11 @@ enum Command {
         /// The data directory (as given to `serve --dir`).
         dir: std::path::PathBuf,
     },
+    /// A redis-cli style client (memcached text with --memcache).
+    #[command(disable_help_flag = true)]
+    Cli(Box<magpie::cli::CliArgs>),
+    /// A memtier_benchmark style load generator.
+    Bench(Box<magpie::bench::BenchArgs>),
 }
 
 fn main() {
@@ -61,6 +67,8 @@ fn main() {
                 std::process::exit(1);
             }
         },
+        Command::Cli(args) => std::process::exit(magpie::cli::run(*args)),
+        Command::Bench(args) => std::process::exit(magpie::bench::run(*args)),
     }
 }
 

@@ -61,15 +61,57 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        let exited = self.child.try_wait().ok().flatten();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            // show what the server said, to explain the failure
+            let log = std::fs::read_to_string(log_path(self.port)).unwrap_or_default();
+            eprintln!(
+                "--- server on port {} ({}) stderr ---\n{log}--- end ---",
+                self.port,
+                match exited {
+                    Some(status) => format!("had exited: {status}"),
+                    None => "was running".to_string(),
+                }
+            );
+        }
+        let _ = std::fs::remove_file(log_path(self.port));
     }
 }
 
-/// Starts `magpie serve` on a free port with extra flags. Without `--dir`
-/// the server runs `--ephemeral`, so tests never write into the cwd.
+/// Where a test server's stderr goes (shown if the test fails).
+pub fn log_path(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("magpie-test-{}-{port}.log", std::process::id()))
+}
+
+fn log_file(port: u16) -> Stdio {
+    std::fs::File::create(log_path(port)).map_or(Stdio::null(), Stdio::from)
+}
+
+/// Starts `magpie serve` on a free port with extra flags.
 pub fn magpie(extra: &[&str]) -> Server {
-    let port = free_port();
+    retry_on_port_clash("magpie", || spawn_magpie(free_port(), extra))
+}
+
+/// A port is checked free and then handed to a server, which binds it a
+/// moment later; if something else took it in between, start again on
+/// another port instead of failing.
+fn retry_on_port_clash(what: &str, mut start: impl FnMut() -> Result<Server, String>) -> Server {
+    for _ in 0..5 {
+        match start() {
+            Ok(server) => return server,
+            Err(log) if log.contains("Address already in use") => continue,
+            Err(log) => panic!("{what} failed to start:\n{log}"),
+        }
+    }
+    panic!("{what}: five port clashes in a row");
+}
+
+/// Spawns magpie on `port` and waits for its "magpie ready" log line, which
+/// it prints once every listener is bound (so we never mistake another
+/// process on the port for ours). On an early exit, returns its log.
+fn spawn_magpie(port: u16, extra: &[&str]) -> Result<Server, String> {
     let ephemeral: &[&str] = if extra.contains(&"--dir") {
         &[]
     } else {
@@ -89,15 +131,66 @@ pub fn magpie(extra: &[&str]) -> Server {
         .args(mc_off)
         .args(extra)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log_file(port))
         .spawn()
         .expect("start magpie");
-    wait_for_port(port, &mut child, "magpie");
-    Server {
-        child,
-        port,
-        dir: None,
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = std::fs::read_to_string(log_path(port)).unwrap_or_default();
+        if log.contains("magpie ready") {
+            return Ok(Server {
+                child,
+                port,
+                dir: None,
+            });
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let _ = std::fs::remove_file(log_path(port));
+            return Err(format!("exited with {status}:\n{log}"));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("magpie did not become ready on port {port}:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Spawns a reference server built by `command(port)` and waits until it
+/// accepts connections and is still running (a server that lost its port
+/// to someone else exits at once). On an early exit, returns its output.
+fn spawn_reference(what: &str, mut command: impl FnMut(u16) -> Command) -> Server {
+    retry_on_port_clash(what, || {
+        let port = free_port();
+        // redis logs to stdout, memcached to stderr: keep both
+        let log = std::fs::File::create(log_path(port)).expect("test log file");
+        let mut child = command(port)
+            .stdout(log.try_clone().expect("test log file"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {what}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < deadline {
+            if child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        match child.try_wait() {
+            Ok(None) => Ok(Server {
+                child,
+                port,
+                dir: None,
+            }),
+            _ => {
+                let log = std::fs::read_to_string(log_path(port)).unwrap_or_default();
+                let _ = std::fs::remove_file(log_path(port));
+                // redis and memcached say "Address already in use" too
+                Err(log)
+            }
+        }
+    })
 }
 
 /// Starts a real `redis-server` if it is installed. In CI (CI=true) a missing
@@ -120,21 +213,13 @@ pub fn redis() -> Option<Server> {
         );
         return None;
     }
-    let port = free_port();
-    let mut child = Command::new("redis-server")
-        .args(["--port", &port.to_string()])
-        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .args(["--databases", "16"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start redis-server");
-    wait_for_port(port, &mut child, "redis-server");
-    Some(Server {
-        child,
-        port,
-        dir: None,
-    })
+    Some(spawn_reference("redis-server", |port| {
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--databases", "16"]);
+        cmd
+    }))
 }
 
 /// A blocking RESP client that sends raw bytes and reads whole replies.
@@ -339,12 +424,14 @@ pub fn split_quoted(line: &str) -> Vec<Vec<u8>> {
 /// Starts magpie with its memcached listener on a free port; returns the
 /// server and that port.
 pub fn magpie_mc(extra: &[&str]) -> (Server, u16) {
-    let mc_port = free_port();
-    let port_s = mc_port.to_string();
-    let mut flags = vec!["--memcache-port", port_s.as_str()];
-    flags.extend_from_slice(extra);
-    let mut server = magpie(&flags);
-    wait_for_port(mc_port, &mut server.child, "magpie (memcached port)");
+    let mut mc_port = 0;
+    let server = retry_on_port_clash("magpie", || {
+        mc_port = free_port();
+        let port_s = mc_port.to_string();
+        let mut flags = vec!["--memcache-port", port_s.as_str()];
+        flags.extend_from_slice(extra);
+        spawn_magpie(free_port(), &flags)
+    });
     (server, mc_port)
 }
 
@@ -371,38 +458,30 @@ pub fn memcached() -> Option<Server> {
         eprintln!("\n*** SKIPPED memcached differential test: memcached is not installed (apt-get install memcached) ***\n");
         return None;
     }
-    let port = free_port();
-    let mut cmd = Command::new("memcached");
-    cmd.args([
-        "-p",
-        &port.to_string(),
-        "-l",
-        "127.0.0.1",
-        "-U",
-        "0",
-        "-t",
-        "1",
-    ]);
     // memcached refuses to run as root without -u
     let uid = Command::new("id")
         .arg("-u")
         .output()
         .map(|o| o.stdout)
         .unwrap_or_default();
-    if uid.trim_ascii() == b"0" {
-        cmd.args(["-u", "root"]);
-    }
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start memcached");
-    wait_for_port(port, &mut child, "memcached");
-    Some(Server {
-        child,
-        port,
-        dir: None,
-    })
+    let as_root = uid.trim_ascii() == b"0";
+    Some(spawn_reference("memcached", |port| {
+        let mut cmd = Command::new("memcached");
+        cmd.args([
+            "-p",
+            &port.to_string(),
+            "-l",
+            "127.0.0.1",
+            "-U",
+            "0",
+            "-t",
+            "1",
+        ]);
+        if as_root {
+            cmd.args(["-u", "root"]);
+        }
+        cmd
+    }))
 }
 
 /// A raw memcached-protocol client.
