@@ -8,6 +8,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod http;
 pub mod listener;
 pub mod resp_conn;
 pub mod session;
@@ -31,6 +32,14 @@ pub async fn start(shared: Arc<Shared>) -> std::io::Result<()> {
         tracing::info!(%addr, "RESP listening");
         tokio::spawn(listener::run_resp(shared.clone(), listener));
     }
+    let http = if cfg.http_port != 0 {
+        Some(http::start(shared.clone()).await?)
+    } else {
+        None
+    };
     tokio::spawn(listener::run_expiry(shared.clone()));
+    if let Some(http) = http {
+        http.set_ready();
+    }
     Ok(())
 }

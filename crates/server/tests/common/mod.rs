@@ -73,6 +73,12 @@ pub fn magpie(extra: &[&str]) -> Server {
         .arg("serve")
         .args(["--port", &port.to_string()])
         .args(extra)
+        // no HTTP listener on the default 8080 unless the test asks for one
+        .args(if extra.contains(&"--http-port") {
+            &[][..]
+        } else {
+            &["--http-port", "0"][..]
+        })
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
