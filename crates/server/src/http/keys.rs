@@ -532,13 +532,18 @@ pub async fn incr(
     let by = if raw.iter().all(u8::is_ascii_whitespace) {
         1
     } else {
+        let bad = |why: String| {
+            ApiError::bad_request(
+                "bad_json",
+                format!("body must be {{\"by\": <64-bit integer>}}: {why}"),
+            )
+        };
+        // serde would also accept a struct written as an array; only objects are
+        if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(bad("not a JSON object".into()));
+        }
         serde_json::from_slice::<IncrBody>(&raw)
-            .map_err(|e| {
-                ApiError::bad_request(
-                    "bad_json",
-                    format!("body must be {{\"by\": <64-bit integer>}}: {e}"),
-                )
-            })?
+            .map_err(|e| bad(e.to_string()))?
             .by
     };
     let mut txn = st.shared.engine.txn(0, &[&key], now_ms());

@@ -187,3 +187,37 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
     )
     .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: crate::config::ServeConfig,
+    }
+
+    #[tokio::test]
+    async fn readyz_is_503_until_ready_and_once_stopping() {
+        let shared = Shared::new(Cli::parse_from(["magpie"]).config);
+        let st = HttpState::new(shared.clone());
+        let status = |r: Result<Response<Body>, ApiError>| match r {
+            Ok(res) => (res.status(), ""),
+            Err(e) => (e.status, e.code),
+        };
+        let probe = || readyz(axum::extract::State(st.clone()));
+        assert_eq!(
+            status(probe().await),
+            (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+        );
+        st.set_ready();
+        assert_eq!(status(probe().await), (StatusCode::OK, ""));
+        shared.request_shutdown();
+        assert_eq!(
+            status(probe().await),
+            (StatusCode::SERVICE_UNAVAILABLE, "shutting_down")
+        );
+    }
+}
