@@ -1132,6 +1132,15 @@ fn one_canonical_logfmt_line_per_request() {
         }
         let _: u64 = field("duration_us").parse().unwrap();
         assert!(field("peer").starts_with("127.0.0.1:"));
+        let error = hits[0]
+            .iter()
+            .find(|(k, _)| k == "error")
+            .map(|(_, v)| v.as_str());
+        match status {
+            404 => assert_eq!(error, Some("not_found")),
+            405 => assert_eq!(error, Some("method_not_allowed")),
+            _ => assert_eq!(error, None),
+        }
         let t = field("time");
         assert!(
             t.len() == 27 && t.ends_with('Z') && t.as_bytes()[10] == b'T',

@@ -122,8 +122,13 @@ impl IntoResponse for ApiError {
 }
 
 /// Turns an error response from a handler or from axum into the JSON form,
-/// keeping its status and headers. Other responses pass through unchanged.
-pub fn render_errors(res: Response<Body>, method: &Method, request_id: &str) -> Response<Body> {
+/// keeping its status and headers, and returns the error code with it (for
+/// the log line). Other responses pass through unchanged.
+pub fn render_errors(
+    res: Response<Body>,
+    method: &Method,
+    request_id: &str,
+) -> (Response<Body>, Option<&'static str>) {
     let status = res.status();
     let err = match res.extensions().get::<ApiError>() {
         Some(e) => e.clone(),
@@ -133,11 +138,11 @@ pub fn render_errors(res: Response<Body>, method: &Method, request_id: &str) -> 
                 .get(header::CONTENT_TYPE)
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
             {
-                return res;
+                return (res, None);
             }
             ApiError::from_status(status)
         }
-        None => return res,
+        None => return (res, None),
     };
     let (mut parts, _) = res.into_parts();
     let rendered = err.render(method, request_id);
@@ -147,5 +152,5 @@ pub fn render_errors(res: Response<Body>, method: &Method, request_id: &str) -> 
         parts.headers.insert(name, value.clone());
     }
     parts.extensions.remove::<ApiError>();
-    Response::from_parts(parts, body)
+    (Response::from_parts(parts, body), Some(err.code))
 }

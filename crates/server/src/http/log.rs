@@ -5,6 +5,8 @@
 //! ```text
 //! time=2025-01-02T03:04:05.678901Z level=info req_id=4f.. method=GET path=/v1/keys/a status=200 bytes_in=0 bytes_out=5 duration_us=123 peer=127.0.0.1:5555 target=magpie::http
 //! ```
+//!
+//! An error response adds `error=<code>` (the `error` of its JSON body).
 
 use std::fmt::{self, Write as _};
 use std::net::SocketAddr;
@@ -242,7 +244,7 @@ pub async fn canonical(
     });
 
     let res = next.run(req).await;
-    let mut res = render_errors(res, &method, &id);
+    let (mut res, error) = render_errors(res, &method, &id);
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, v);
     }
@@ -254,17 +256,33 @@ pub async fn canonical(
     } else {
         res.body().size_hint().exact().unwrap_or(0)
     };
-    tracing::info!(
-        target: "magpie::http",
-        req_id = id.as_str(),
-        method = method.as_str(),
-        path = path.as_str(),
-        status,
-        bytes_in = read.load(Ordering::Relaxed),
-        bytes_out,
-        duration_us = started.elapsed().as_micros() as u64,
-        peer = peer.as_str(),
-    );
+    let bytes_in = read.load(Ordering::Relaxed);
+    let duration_us = started.elapsed().as_micros() as u64;
+    match error {
+        None => tracing::info!(
+            target: "magpie::http",
+            req_id = id.as_str(),
+            method = method.as_str(),
+            path = path.as_str(),
+            status,
+            bytes_in,
+            bytes_out,
+            duration_us,
+            peer = peer.as_str(),
+        ),
+        Some(code) => tracing::info!(
+            target: "magpie::http",
+            req_id = id.as_str(),
+            method = method.as_str(),
+            path = path.as_str(),
+            status,
+            bytes_in,
+            bytes_out,
+            duration_us,
+            peer = peer.as_str(),
+            error = code,
+        ),
+    }
     res
 }
 
