@@ -4,7 +4,8 @@
 //! [`config`] (flags), [`shared`] (state every connection sees),
 //! [`listener`] (accept loops and background tasks), [`resp_conn`] (one
 //! Redis-protocol connection), [`session`] (per-connection state) and
-//! [`commands`] (one file per command family).
+//! [`commands`] (one file per command family). [`http`] is the HTTP/JSON
+//! front door over database 0.
 
 pub mod commands;
 pub mod config;
