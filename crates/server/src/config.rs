@@ -95,6 +95,20 @@ pub struct ServeConfig {
     /// `auto-aof-rewrite-percentage` / 100).
     #[arg(long, default_value_t = 1.0, env = "MAGPIE_COMPACT_RATIO")]
     pub compact_ratio: f64,
+
+    /// HTTP/JSON port; 0 turns the listener off.
+    #[arg(long, default_value_t = 8080, env = "MAGPIE_HTTP_PORT")]
+    pub http_port: u16,
+
+    /// Longest key (in bytes, after percent-decoding) accepted in an HTTP
+    /// path; longer keys get 414. At most 21000, so that even a fully
+    /// percent-encoded key fits hyper's 65534-byte request-target limit.
+    #[arg(long, default_value_t = 16 * 1024, env = "MAGPIE_HTTP_MAX_KEY_LEN")]
+    pub http_max_key_len: usize,
+
+    /// Log line format on stderr.
+    #[arg(long, value_enum, default_value_t = crate::http::log::LogFormat::Logfmt, env = "MAGPIE_LOG_FORMAT")]
+    pub log_format: crate::http::log::LogFormat,
 }
 
 /// Largest `--proto-max-bulk-len` with persistence on: a key and a value
@@ -126,6 +140,9 @@ impl ServeConfig {
         }
         if self.memcache_max_item_size < 1024 || self.memcache_max_item_size > 1024 * 1024 * 1024 {
             return Err("--memcache-max-item-size must be between 1024 and 1073741824".into());
+        }
+        if self.http_max_key_len == 0 || self.http_max_key_len > 21_000 {
+            return Err("--http-max-key-len must be between 1 and 21000".into());
         }
         if self.maxclients == 0 {
             return Err("--maxclients must be at least 1".into());

@@ -4,14 +4,16 @@
 //! [`config`] (flags), [`shared`] (state every connection sees),
 //! [`listener`] (accept loops and background tasks), [`resp_conn`] (one
 //! Redis-protocol connection), [`memcache_conn`] and [`memcache`] (the
-//! memcached front door), [`session`] (per-connection state) and
-//! [`commands`] (one file per command family). The client tools live here
-//! too: [`cli`] (`magpie cli`) and [`bench`] (`magpie bench`).
+//! memcached front door), [`http`] (the HTTP/JSON front door over database
+//! 0), [`session`] (per-connection state) and [`commands`] (one file per
+//! command family). The client tools live here too: [`cli`] (`magpie cli`)
+//! and [`bench`] (`magpie bench`).
 
 pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod http;
 pub mod listener;
 pub mod memcache;
 pub mod memcache_conn;
@@ -37,26 +39,36 @@ pub async fn start(shared: Arc<Shared>) -> std::io::Result<()> {
         open_data_dir(&shared)?;
     }
     if cfg.port != 0 {
-        let addr = format!("{}:{}", cfg.bind, cfg.port);
-        let listener = TcpListener::bind(&addr)
-            .await
-            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-        tracing::info!(%addr, "RESP listening");
+        let listener = bind(&cfg.bind, cfg.port, "RESP").await?;
         tokio::spawn(listener::run_resp(shared.clone(), listener));
     }
     if cfg.memcache_port != 0 {
-        let addr = format!("{}:{}", cfg.bind, cfg.memcache_port);
-        let listener = TcpListener::bind(&addr)
-            .await
-            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-        tracing::info!(%addr, "memcached listening");
+        let listener = bind(&cfg.bind, cfg.memcache_port, "memcached").await?;
         let mc = Arc::new(memcache::McState::new());
         tokio::spawn(listener::run_memcache(shared.clone(), mc, listener));
     }
+    let http = if cfg.http_port != 0 {
+        Some(http::start(shared.clone()).await?)
+    } else {
+        None
+    };
     tokio::spawn(listener::run_expiry(shared.clone()));
+    if let Some(http) = http {
+        http.set_ready();
+    }
     // every listener is bound: tools and tests wait for this line
     tracing::info!("magpie ready");
     Ok(())
+}
+
+/// Binds one front door's listener, naming the address in any error.
+pub(crate) async fn bind(host: &str, port: u16, what: &str) -> std::io::Result<TcpListener> {
+    let addr = format!("{host}:{port}");
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    tracing::info!(%addr, "{what} listening");
+    Ok(listener)
 }
 
 /// Opens `--dir`, replays it into the engine and installs the log.

@@ -73,14 +73,7 @@ fn main() {
 }
 
 fn serve(config: ServeConfig) -> std::io::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MAGPIE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    magpie::http::log::init(config.log_format);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(t) = config.threads {
         rt.worker_threads(t.max(1));

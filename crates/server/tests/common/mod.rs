@@ -112,23 +112,21 @@ fn retry_on_port_clash(what: &str, mut start: impl FnMut() -> Result<Server, Str
 /// it prints once every listener is bound (so we never mistake another
 /// process on the port for ours). On an early exit, returns its log.
 fn spawn_magpie(port: u16, extra: &[&str]) -> Result<Server, String> {
-    let ephemeral: &[&str] = if extra.contains(&"--dir") {
-        &[]
-    } else {
-        &["--ephemeral"]
-    };
-    // the memcached listener defaults to 11211: keep parallel test servers
-    // off it unless the test asks for a port
-    let mc_off: &[&str] = if extra.contains(&"--memcache-port") {
-        &[]
-    } else {
-        &["--memcache-port", "0"]
-    };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_magpie"))
-        .arg("serve")
-        .args(["--port", &port.to_string()])
-        .args(ephemeral)
-        .args(mc_off)
+    // unless the test says otherwise: nothing on disk, and no listeners on
+    // the default memcached/HTTP ports (parallel test servers would clash)
+    const DEFAULTS: [(&str, &[&str]); 3] = [
+        ("--dir", &["--ephemeral"]),
+        ("--memcache-port", &["--memcache-port", "0"]),
+        ("--http-port", &["--http-port", "0"]),
+    ];
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_magpie"));
+    cmd.arg("serve").args(["--port", &port.to_string()]);
+    for (flag, default) in DEFAULTS {
+        if !extra.contains(&flag) {
+            cmd.args(default);
+        }
+    }
+    let mut child = cmd
         .args(extra)
         .stdout(Stdio::null())
         .stderr(log_file(port))

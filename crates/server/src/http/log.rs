@@ -1,0 +1,346 @@
+//! Logging: the server-wide log format (logfmt or JSON lines on stderr) and
+//! the HTTP request middleware that assigns request ids and writes exactly
+//! one canonical line per request on target `magpie::http`:
+//!
+//! ```text
+//! time=2025-01-02T03:04:05.678901Z level=info req_id=4f.. method=GET path=/v1/keys/a status=200 bytes_in=0 bytes_out=5 duration_us=123 peer=127.0.0.1:5555 target=magpie::http
+//! ```
+//!
+//! An error response adds `error=<code>` (the `error` of its JSON body).
+
+use std::fmt::{self, Write as _};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, Response};
+use axum::middleware::Next;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use super::errors::render_errors;
+use super::HttpState;
+
+/// Header carrying the request id, in and out.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// How log lines are written to stderr (`--log-format`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `key=value` pairs, one event per line (<https://brandur.org/logfmt>).
+    #[default]
+    Logfmt,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Installs the global tracing subscriber writing to stderr in `format`,
+/// filtered by `MAGPIE_LOG` (default `info`).
+pub fn init(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MAGPIE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Logfmt => builder.event_format(Logfmt).init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// A tracing event formatter producing logfmt: `time`, `level`, `msg` (when
+/// the event has a message), the event's fields in order, then `target`.
+pub struct Logfmt;
+
+impl<S, N> FormatEvent<S, N> for Logfmt
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut line = String::with_capacity(160);
+        line.push_str("time=");
+        rfc3339_utc(SystemTime::now(), &mut line);
+        line.push_str(" level=");
+        line.push_str(&event.metadata().level().as_str().to_ascii_lowercase());
+        event.record(&mut LogfmtFields(&mut line));
+        line.push_str(" target=");
+        push_value(&mut line, event.metadata().target());
+        writeln!(writer, "{line}")
+    }
+}
+
+struct LogfmtFields<'a>(&'a mut String);
+
+impl LogfmtFields<'_> {
+    fn pair(&mut self, field: &Field, value: &str) {
+        let name = match field.name() {
+            "message" => "msg",
+            n => n,
+        };
+        self.0.push(' ');
+        self.0.push_str(name);
+        self.0.push('=');
+        push_value(self.0, value);
+    }
+}
+
+impl Visit for LogfmtFields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.pair(field, value);
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.pair(field, itoa::Buffer::new().format(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.pair(field, itoa::Buffer::new().format(value));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.pair(field, &format!("{value:?}"));
+    }
+}
+
+/// Appends `value` as a logfmt value: bare when it is non-empty and has no
+/// space, `=`, `"`, `\` or control character; otherwise double-quoted with
+/// `\"`, `\\`, `\n`, `\r`, `\t` and `\u{..}` escapes.
+pub fn push_value(out: &mut String, value: &str) {
+    let bare = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c > ' ' && c != '=' && c != '"' && c != '\\' && !c.is_control());
+    if bare {
+        out.push_str(value);
+        return;
+    }
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Appends `t` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC).
+pub fn rfc3339_utc(t: SystemTime, out: &mut String) {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Howard Hinnant's civil_from_days
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_micros()
+    );
+}
+
+/// True when an incoming request id may be reused: 1 to 128 visible ASCII
+/// characters.
+pub fn sane_request_id(id: &[u8]) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.iter().all(|b| (0x21..=0x7e).contains(b))
+}
+
+/// A fresh random 128-bit request id as 32 lowercase hex digits.
+pub fn new_request_id() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let hi = RandomState::new().hash_one((n, 0u8));
+    let lo = RandomState::new().hash_one((n, 1u8));
+    format!("{hi:016x}{lo:016x}")
+}
+
+/// A request body that counts the bytes read through it (for `bytes_in`).
+struct CountingBody {
+    inner: Body,
+    read: Arc<AtomicU64>,
+}
+
+impl HttpBody for CountingBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                self.read.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The request middleware: picks the request id (the client's if sane, else
+/// a new one), renders error responses as JSON, echoes the id in
+/// `X-Request-Id`, counts the request and logs the canonical line.
+pub async fn canonical(
+    State(state): State<Arc<HttpState>>,
+    req: Request,
+    next: Next,
+) -> Response<Body> {
+    let started = Instant::now();
+    let id = match req.headers().get(REQUEST_ID) {
+        Some(v) if sane_request_id(v.as_bytes()) => v.to_str().unwrap_or_default().to_owned(),
+        _ => new_request_id(),
+    };
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    let read = Arc::new(AtomicU64::new(0));
+    let req = req.map(|inner| {
+        Body::new(CountingBody {
+            inner,
+            read: read.clone(),
+        })
+    });
+
+    let res = next.run(req).await;
+    let (mut res, error) = render_errors(res, &method, &id);
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, v);
+    }
+    let status = res.status().as_u16();
+    state.count(status);
+    // hyper never sends a body in reply to HEAD, whatever the handler built
+    let bytes_out = if method == axum::http::Method::HEAD {
+        0
+    } else {
+        res.body().size_hint().exact().unwrap_or(0)
+    };
+    let bytes_in = read.load(Ordering::Relaxed);
+    let duration_us = started.elapsed().as_micros() as u64;
+    match error {
+        None => tracing::info!(
+            target: "magpie::http",
+            req_id = id.as_str(),
+            method = method.as_str(),
+            path = path.as_str(),
+            status,
+            bytes_in,
+            bytes_out,
+            duration_us,
+            peer = peer.as_str(),
+        ),
+        Some(code) => tracing::info!(
+            target: "magpie::http",
+            req_id = id.as_str(),
+            method = method.as_str(),
+            path = path.as_str(),
+            status,
+            bytes_in,
+            bytes_out,
+            duration_us,
+            peer = peer.as_str(),
+            error = code,
+        ),
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logfmt_values_are_quoted_when_needed() {
+        let mut s = String::new();
+        push_value(&mut s, "/v1/keys/a");
+        assert_eq!(s, "/v1/keys/a");
+        for (raw, want) in [
+            ("", "\"\""),
+            ("a b", "\"a b\""),
+            ("a=b", "\"a=b\""),
+            ("say \"hi\"", "\"say \\\"hi\\\"\""),
+            ("a\\b", "\"a\\\\b\""),
+            ("l1\nl2", "\"l1\\nl2\""),
+            ("\u{1}", "\"\\u0001\""),
+        ] {
+            let mut s = String::new();
+            push_value(&mut s, raw);
+            assert_eq!(s, want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        let mut s = String::new();
+        rfc3339_utc(UNIX_EPOCH, &mut s);
+        assert_eq!(s, "1970-01-01T00:00:00.000000Z");
+        let mut s = String::new();
+        // 2024-02-29T23:59:58.5Z, a leap day
+        rfc3339_utc(
+            UNIX_EPOCH + std::time::Duration::from_millis(1_709_251_198_500),
+            &mut s,
+        );
+        assert_eq!(s, "2024-02-29T23:59:58.500000Z");
+        let mut s = String::new();
+        rfc3339_utc(
+            UNIX_EPOCH + std::time::Duration::from_secs(4_102_444_800),
+            &mut s,
+        );
+        assert_eq!(s, "2100-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn request_ids() {
+        assert!(sane_request_id(b"abc-123"));
+        assert!(sane_request_id(&[b'x'; 128]));
+        assert!(!sane_request_id(&[b'x'; 129]));
+        assert!(!sane_request_id(b""));
+        assert!(!sane_request_id(b"a b"));
+        assert!(!sane_request_id(b"a\x7f"));
+        let (a, b) = (new_request_id(), new_request_id());
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}

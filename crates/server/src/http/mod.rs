@@ -1,0 +1,218 @@
+//! The HTTP/JSON front door: keys of database 0 over REST, plus stats,
+//! Prometheus metrics, health and readiness probes and the OpenAPI document.
+//!
+//! [`router`] lists every route; [`keys`] has the key handlers, [`stats`] the
+//! observability endpoints, [`errors`] the JSON error form, [`log`] the
+//! request-id and canonical-log-line middleware and [`openapi`] the document
+//! that describes all of it (docs/http.md is the prose version).
+
+pub mod errors;
+pub mod keys;
+pub mod log;
+pub mod openapi;
+pub mod stats;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, Response, StatusCode};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::shared::Shared;
+use errors::ApiError;
+
+/// State every HTTP handler sees.
+pub struct HttpState {
+    /// The server's shared state (engine, counters, settings).
+    pub shared: Arc<Shared>,
+    /// Longest key accepted in a path (`--http-max-key-len`); longer is a 414.
+    pub max_key_len: usize,
+    /// Set when `start()` has bound every listener; `/readyz` reports it.
+    ready: AtomicBool,
+    /// Responses sent, by status class (index 0 = 1xx ... 4 = 5xx).
+    responses: [AtomicU64; 5],
+}
+
+impl HttpState {
+    /// State for a router over `shared`, not yet ready.
+    pub fn new(shared: Arc<Shared>) -> Arc<HttpState> {
+        let max_key_len = shared.config.http_max_key_len;
+        Arc::new(HttpState {
+            shared,
+            max_key_len,
+            ready: AtomicBool::new(false),
+            responses: Default::default(),
+        })
+    }
+
+    /// Marks the server ready (`/readyz` answers 200 from now on).
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::SeqCst);
+    }
+
+    fn count(&self, status: u16) {
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        self.responses[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Responses sent so far per status class, `[1xx, 2xx, 3xx, 4xx, 5xx]`.
+    pub fn responses(&self) -> [u64; 5] {
+        std::array::from_fn(|i| self.responses[i].load(Ordering::Relaxed))
+    }
+}
+
+/// Every route of the HTTP front door, with the request middleware around
+/// them. `openapi.json` documents exactly these.
+pub fn router(state: Arc<HttpState>) -> Router {
+    Router::new()
+        .route("/v1/keys", get(keys::list))
+        .route(
+            "/v1/keys/{key}",
+            get(keys::get).put(keys::put).delete(keys::delete),
+        )
+        .route("/v1/keys/{key}/incr", post(keys::incr))
+        .route("/v1/stats", get(stats::stats))
+        .route("/metrics", get(stats::metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi::document))
+        .fallback(not_found)
+        .layer(CatchPanicLayer::custom(panicked))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            log::canonical,
+        ))
+        .with_state(state)
+}
+
+/// A running HTTP listener; tells it when the whole server is ready.
+pub struct HttpHandle {
+    state: Arc<HttpState>,
+    /// The bound address.
+    pub addr: SocketAddr,
+}
+
+impl HttpHandle {
+    /// Marks the server ready for `/readyz`.
+    pub fn set_ready(&self) {
+        self.state.set_ready();
+    }
+}
+
+/// Binds `--bind:--http-port` and serves HTTP in the background until
+/// shutdown (finishing requests in flight).
+pub async fn start(shared: Arc<Shared>) -> std::io::Result<HttpHandle> {
+    let listener = crate::bind(&shared.config.bind, shared.config.http_port, "HTTP").await?;
+    let local = listener.local_addr()?;
+    let state = HttpState::new(shared.clone());
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move {
+        let stop = async move {
+            let notified = shared.shutdown.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !shared.stopping.load(Ordering::SeqCst) {
+                notified.await;
+            }
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    Ok(HttpHandle { state, addr: local })
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Body> {
+    let mut res = Response::new(Body::from(body.to_string()));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+/// `GET /healthz`: the process is up and serving HTTP.
+async fn healthz() -> Response<Body> {
+    json_response(StatusCode::OK, serde_json::json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: 200 once start-up finished, 503 before and while stopping.
+async fn readyz(
+    axum::extract::State(st): axum::extract::State<Arc<HttpState>>,
+) -> Result<Response<Body>, ApiError> {
+    if st.shared.stopping.load(Ordering::Relaxed) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the server is shutting down",
+        ));
+    }
+    if !st.ready.load(Ordering::SeqCst) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the server is still starting",
+        ));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::json!({ "status": "ready" }),
+    ))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
+    use axum::response::IntoResponse;
+    tracing::error!("HTTP handler panicked");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal server error",
+    )
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: crate::config::ServeConfig,
+    }
+
+    #[tokio::test]
+    async fn readyz_is_503_until_ready_and_once_stopping() {
+        let shared = Shared::new(Cli::parse_from(["magpie"]).config);
+        let st = HttpState::new(shared.clone());
+        let status = |r: Result<Response<Body>, ApiError>| match r {
+            Ok(res) => (res.status(), ""),
+            Err(e) => (e.status, e.code),
+        };
+        let probe = || readyz(axum::extract::State(st.clone()));
+        assert_eq!(
+            status(probe().await),
+            (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+        );
+        st.set_ready();
+        assert_eq!(status(probe().await), (StatusCode::OK, ""));
+        shared.request_shutdown();
+        assert_eq!(
+            status(probe().await),
+            (StatusCode::SERVICE_UNAVAILABLE, "shutting_down")
+        );
+    }
+}
