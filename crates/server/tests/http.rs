@@ -20,6 +20,7 @@ use ureq::http::{Method, Request, Response};
 
 const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 const HTTP_MD: &str = include_str!("../../../docs/http.md");
+const README: &str = include_str!("../../../README.md");
 
 /// A magpie with an HTTP listener.
 struct Http {
@@ -1283,13 +1284,23 @@ fn curl_examples_in_docs_answer_as_documented() {
         return;
     }
     let h = Http::start(&[]);
-    let block = HTTP_MD
+    let docs = HTTP_MD
         .split("```sh\n")
         .nth(1)
         .and_then(|rest| rest.split("```").next())
         .expect("a ```sh block of curl examples in docs/http.md");
+    let readme = README
+        .split("<!-- curl-examples")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh\n").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README's curl examples block");
     let mut ran = 0;
-    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+    for line in docs
+        .lines()
+        .chain(readme.lines())
+        .filter(|l| !l.trim().is_empty())
+    {
         let (cmd, want) = line
             .rsplit_once(" # ")
             .expect("each example ends with # <status>");
