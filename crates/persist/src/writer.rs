@@ -17,6 +17,11 @@ use crate::files::{error_text, segment_path, sync_dir, Fs, SegmentFile};
 use crate::record::encode;
 use crate::FsyncPolicy;
 
+/// Under `everysec` and `no`, how long the log thread lets records gather
+/// before writing them (bounds what a process crash can lose under those
+/// policies; `always` never waits).
+const WRITE_INTERVAL: Duration = Duration::from_millis(1);
+
 /// Queued bytes above which writers wait for the log thread to catch up
 /// (only while the disk is healthy: when writes fail, new writes are
 /// refused instead, so the queue cannot grow).
@@ -293,6 +298,21 @@ impl Writer {
                         }
                         None => core.wake.wait(&mut q),
                     }
+                }
+                if core.policy != FsyncPolicy::Always
+                    && !q.buf.is_empty()
+                    && q.rotate.is_none()
+                    && !q.stop
+                    && core.ok.load(Ordering::Relaxed)
+                {
+                    // Nobody waits for these records (only `always` replies
+                    // wait), so let more gather: one write() then covers a
+                    // millisecond of records instead of waking this thread
+                    // and writing once per record (measured: pipeline-1 SET
+                    // under everysec went from 78k/s to the no-log rate).
+                    parking_lot::MutexGuard::unlocked(&mut q, || {
+                        std::thread::sleep(WRITE_INTERVAL)
+                    });
                 }
                 std::mem::swap(&mut q.buf, &mut spare);
                 self.pending_seq = q.seq;

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Reproduces docs/benchmarks.md's durability table: SET throughput and
+# latency with fsync on every write and once a second, magpie beside
+# redis-server (appendonly yes) in the same run, alternating servers per
+# repetition (A B, B A, ...). Server pinned to CPU 1, client (kvload from
+# ../shared/bench) to CPU 0; 50 clients, 32-byte values, pipeline 1 and 16.
+# Data directories live under /tmp/kvbench and are removed afterwards.
+#   scripts/bench-persist.sh               # REPS=3, SECS=3 (about 4 minutes)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q
+ROOT=$PWD
+BENCH=$ROOT/../shared/bench
+# shellcheck source=/dev/null
+. "$BENCH/lib.sh"
+build_tools
+REPS=${REPS:-3}
+SECS=${SECS:-3}
+PORT=${PORT:-13110}
+OUT=${OUT:-$BENCH_TMP/persist-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"
+RES=$OUT/results.csv
+echo "rep,$CSV_HEADER" >"$RES"
+SERVER=
+
+stop_server() {
+    if [ -n "$SERVER" ]; then
+        kill "$SERVER" 2>/dev/null || true
+        wait "$SERVER" 2>/dev/null || true
+        SERVER=
+    fi
+}
+trap 'stop_server; rm -rf "$OUT"/data-*' EXIT
+
+wait_port() {
+    local i
+    for i in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "port $1 did not open" >&2
+    return 1
+}
+
+run_case() { # rep server fsync
+    local rep=$1 srv=$2 fs=$3 d=$OUT/data-$2-$3 p
+    rm -rf "$d"; mkdir -p "$d"
+    if [ "$srv" = redis ]; then
+        taskset -c 1 redis-server --bind 127.0.0.1 --port "$PORT" --save "" \
+            --appendonly yes --appendfsync "$fs" --dir "$d" >"$OUT/$srv-$fs.log" 2>&1 &
+    else
+        taskset -c 1 "$ROOT/target/release/magpie" serve --port "$PORT" --memcache-port 0 \
+            --http-port 0 --dir "$d" --appendfsync "$fs" >"$OUT/$srv-$fs.log" 2>&1 &
+    fi
+    SERVER=$!
+    wait_port "$PORT"
+    taskset -a -pc 1 "$SERVER" >/dev/null
+    export SERVER_PID=$SERVER
+    for p in 1 16; do
+        measure taskset -c 0 "$KVLOAD" -p resp -P "$PORT" -o set -c 50 -l "$p" -d 32 -r 100000 \
+            -n 50000000 -t "$SECS" -L "$srv-$fs/split/kv"
+        echo "$rep,$(tail -1 "$MEAS_OUT"),$MEAS_CPU,kv" | tee -a "$RES"
+    done
+    unset SERVER_PID
+    stop_server
+    rm -rf "$d"
+}
+
+for rep in $(seq 1 "$REPS"); do
+    order="redis magpie"
+    [ $((rep % 2)) = 0 ] && order="magpie redis"
+    for fs in always everysec; do
+        for srv in $order; do
+            run_case "$rep" "$srv" "$fs"
+        done
+    done
+done
+python3 "$BENCH/summarize.py" "$OUT" || true
+echo "# raw results: $RES"
