@@ -1,4 +1,4 @@
-//! Accepting connections: the RESP listener, the maxclients gate, the client
+//! Accepting connections: the RESP and memcached listeners, the maxclients gate, the client
 //! registry, and the background expiry cycle.
 
 use std::net::SocketAddr;
@@ -13,6 +13,44 @@ use crate::shared::{ClientInfo, ClientState, Shared};
 
 /// Accepts RESP clients on `listener` until shutdown.
 pub async fn run_resp(shared: Arc<Shared>, listener: TcpListener) {
+    accept_loop(
+        shared,
+        listener,
+        b"-ERR max number of clients reached\r\n",
+        crate::resp_conn::serve,
+    )
+    .await
+}
+
+/// Accepts memcached clients on `listener` until shutdown. They share the
+/// maxclients limit and the client registry with RESP clients.
+pub async fn run_memcache(
+    shared: Arc<Shared>,
+    mc: Arc<crate::memcache::McState>,
+    listener: TcpListener,
+) {
+    accept_loop(
+        shared,
+        listener,
+        // memcached's reply when it is at its connection limit
+        b"ERROR Too many open connections\r\n",
+        move |shared, stream, info| crate::memcache_conn::serve(shared, mc.clone(), stream, info),
+    )
+    .await
+}
+
+/// The accept loop every TCP front door shares: admit within maxclients
+/// (refusing with `refusal` beyond it), register the client, serve it on
+/// its own task, and unregister it when `serve` returns.
+async fn accept_loop<F, Fut>(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    refusal: &'static [u8],
+    serve: F,
+) where
+    F: Fn(Arc<Shared>, TcpStream, Arc<ClientInfo>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -39,64 +77,14 @@ pub async fn run_resp(shared: Arc<Shared>, listener: TcpListener) {
                 .counters
                 .rejected_connections
                 .fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(refuse(stream));
+            tokio::spawn(refuse(stream, refusal));
             continue;
         };
+        let id = info.id;
+        let conn = serve(shared.clone(), stream, info);
         let shared = shared.clone();
         tokio::spawn(async move {
-            let id = info.id;
-            crate::resp_conn::serve(shared.clone(), stream, info).await;
-            release(&shared, id);
-        });
-    }
-}
-
-/// Accepts memcached clients on `listener` until shutdown. They share the
-/// maxclients limit and the client registry with RESP clients.
-pub async fn run_memcache(
-    shared: Arc<Shared>,
-    mc: Arc<crate::memcache::McState>,
-    listener: TcpListener,
-) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shared.shutdown.notified() => return,
-        };
-        let (stream, addr) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        if shared.stopping.load(Ordering::Relaxed) {
-            return;
-        }
-        shared
-            .counters
-            .connections_received
-            .fetch_add(1, Ordering::Relaxed);
-        let Some(info) = admit(&shared, &stream, addr) else {
-            shared
-                .counters
-                .rejected_connections
-                .fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(async move {
-                // memcached's reply when it is at its connection limit
-                let mut stream = stream;
-                let _ = stream
-                    .write_all(b"ERROR Too many open connections\r\n")
-                    .await;
-                let _ = stream.shutdown().await;
-            });
-            continue;
-        };
-        let (shared, mc) = (shared.clone(), mc.clone());
-        tokio::spawn(async move {
-            let id = info.id;
-            crate::memcache_conn::serve(shared.clone(), mc, stream, info).await;
+            conn.await;
             release(&shared, id);
         });
     }
@@ -130,10 +118,8 @@ fn release(shared: &Shared, id: u64) {
     shared.connected.fetch_sub(1, Ordering::SeqCst);
 }
 
-async fn refuse(mut stream: TcpStream) {
-    let _ = stream
-        .write_all(b"-ERR max number of clients reached\r\n")
-        .await;
+async fn refuse(mut stream: TcpStream, reply: &'static [u8]) {
+    let _ = stream.write_all(reply).await;
     let _ = stream.shutdown().await;
 }
 
