@@ -79,14 +79,24 @@ pub(crate) fn compact(core: &Core, engine: &Engine) -> io::Result<Compacted> {
     })
 }
 
+/// Entries copied per shard-lock hold while writing a snapshot.
+const SNAPSHOT_STEP: usize = 512;
+
 fn write_snapshot(engine: &Engine, path: &std::path::Path) -> io::Result<(u64, u64)> {
     let mut f = File::create(path)?;
     let mut buf = Vec::new();
     let (mut entries, mut bytes) = (0u64, 0u64);
     for db in 0..engine.databases() {
-        for shard in 0..engine.shards() {
-            // copy one shard under its lock, write it without any lock held
-            engine.visit_shard(db, shard, |key, v| {
+        // Copy the keyspace in small steps of the engine's SCAN cursor, so no
+        // shard lock is held for more than SNAPSHOT_STEP entries (copying a
+        // whole shard under its lock put p99 at 6 ms while a 2M-key
+        // keyspace was compacted). The snapshot need not be a point in
+        // time: every change after the log rotation that preceded it is
+        // replayed on top of it. SCAN returns every key present throughout;
+        // a key it repeats is written twice, and the later copy wins.
+        let mut cursor = 0;
+        loop {
+            cursor = engine.scan(db, cursor, SNAPSHOT_STEP, 0, |key, v| {
                 encode(
                     &Mutation::Set {
                         db,
@@ -100,11 +110,13 @@ fn write_snapshot(engine: &Engine, path: &std::path::Path) -> io::Result<(u64, u
                 );
                 entries += 1;
             });
-            f.write_all(&buf)?;
-            bytes += buf.len() as u64;
-            buf.clear();
-            if buf.capacity() > 16 << 20 {
-                buf = Vec::new();
+            if buf.len() >= 1 << 20 || cursor == 0 {
+                f.write_all(&buf)?;
+                bytes += buf.len() as u64;
+                buf.clear();
+            }
+            if cursor == 0 {
+                break;
             }
         }
     }
