@@ -125,6 +125,11 @@ async fn write(
     if out.is_empty() {
         return Ok(());
     }
+    if let Some(p) = shared.persist.get() {
+        // appendfsync always: no reply leaves before the records of the
+        // writes it acknowledges (or shows) are on disk; one wait per batch
+        p.wait_durable().await;
+    }
     stream.write_all(out).await?;
     shared
         .counters

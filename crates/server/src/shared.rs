@@ -154,14 +154,19 @@ impl Shared {
     /// The MISCONF error text while writing the log fails (write commands
     /// are refused then, reads keep working), None when writes may proceed.
     pub fn write_refusal(&self) -> Option<String> {
+        self.log_error()
+            .map(|e| format!("MISCONF Errors writing to the AOF file: {e}"))
+    }
+
+    /// While the log cannot be written: the error, which every front door
+    /// reports in its own form when it refuses a write.
+    pub fn log_error(&self) -> Option<String> {
         let p = self.persist.get()?;
         if p.is_ok() {
-            return None;
+            None
+        } else {
+            Some(p.last_error())
         }
-        Some(format!(
-            "MISCONF Errors writing to the AOF file: {}",
-            p.last_error()
-        ))
     }
 
     /// Asks every part of the server to stop.

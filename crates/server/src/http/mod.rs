@@ -18,7 +18,9 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Response, StatusCode};
-use axum::routing::{get, post};
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -72,9 +74,16 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/v1/keys", get(keys::list))
         .route(
             "/v1/keys/{key}",
-            get(keys::get).put(keys::put).delete(keys::delete),
+            get(keys::get).merge(
+                put(keys::put)
+                    .delete(keys::delete)
+                    .layer(axum::middleware::from_fn_with_state(state.clone(), durable_write)),
+            ),
         )
-        .route("/v1/keys/{key}/incr", post(keys::incr))
+        .route(
+            "/v1/keys/{key}/incr",
+            post(keys::incr).layer(axum::middleware::from_fn_with_state(state.clone(), durable_write)),
+        )
         .route("/v1/stats", get(stats::stats))
         .route("/metrics", get(stats::metrics))
         .route("/healthz", get(healthz))
@@ -87,6 +96,30 @@ pub fn router(state: Arc<HttpState>) -> Router {
             log::canonical,
         ))
         .with_state(state)
+}
+
+/// Wraps every writing route: while the log cannot be written the write is
+/// refused with 503 (RESP says MISCONF, memcached SERVER_ERROR), and under
+/// `appendfsync always` the response waits until the write is durable, so
+/// an acknowledged write survives a crash on every front door.
+async fn durable_write(
+    State(st): State<Arc<HttpState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response<Body> {
+    if let Some(e) = st.shared.log_error() {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "log_unwritable",
+            format!("writes are refused while the log cannot be written: {e}"),
+        )
+        .into_response();
+    }
+    let response = next.run(req).await;
+    if let Some(p) = st.shared.persist.get() {
+        p.wait_durable().await;
+    }
+    response
 }
 
 /// A running HTTP listener; tells it when the whole server is ready.

@@ -192,8 +192,32 @@ impl McCtx<'_> {
     }
 }
 
+/// True for requests that change the keyspace (refused while the log
+/// cannot be written).
+fn is_write(req: &Request<'_>) -> bool {
+    matches!(
+        req,
+        Request::Touch { .. }
+            | Request::Store { .. }
+            | Request::Delete { .. }
+            | Request::Arith { .. }
+            | Request::FlushAll { .. }
+            | Request::MetaSet { .. }
+            | Request::MetaDelete { .. }
+            | Request::MetaArith { .. }
+    ) || matches!(req, Request::Get { touch: Some(_), .. })
+}
+
 /// Runs one request.
 pub fn execute(ctx: &mut McCtx<'_>, req: Request<'_>) {
+    if is_write(&req) {
+        if let Some(e) = ctx.shared.log_error() {
+            // the data could not be made durable: refuse, as RESP does
+            // with MISCONF (replied even with noreply, so it is noticed)
+            ctx.reply(&format!("SERVER_ERROR errors writing to the log: {e}"), false);
+            return;
+        }
+    }
     match req {
         Request::Get { cas, touch, keys } => retrieval::get(ctx, cas, touch, keys),
         Request::Touch {
