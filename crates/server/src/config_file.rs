@@ -11,6 +11,7 @@
 //! every winning value is parsed into the final [`ServeConfig`].
 
 use std::any::TypeId;
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -119,14 +120,23 @@ pub fn resolve(matches: &ArgMatches, file: Option<&Path>) -> Result<Resolved, St
         Some(path) => load(path).map_err(|e| format!("{}: {e}", path.display()))?,
         None => toml::Table::new(),
     };
-    // every key must name a setting
-    for key in table.keys() {
-        if find_arg(&cmd, key).is_none() {
-            let path = file.map(Path::display);
-            return Err(format!(
-                "{}: unknown setting '{key}'",
-                path.expect("keys come from a file")
-            ));
+    // every key must name a setting and hold a good value, even where a
+    // flag or variable overrides it: a broken file is an error on its own
+    let mut file_words = BTreeMap::new();
+    if let Some(path) = file {
+        let path = path.display();
+        for (key, value) in &table {
+            let arg =
+                find_arg(&cmd, key).ok_or_else(|| format!("{path}: unknown setting '{key}'"))?;
+            let word =
+                file_word(arg, value).map_err(|e| format!("{path}: bad value for '{key}': {e}"))?;
+            if let Some(word) = &word {
+                // parse it alone, so the error names this key
+                cmd.clone()
+                    .try_get_matches_from([word])
+                    .map_err(|e| format!("{path}: bad value for '{key}': {}", reason(&e)))?;
+            }
+            file_words.insert(key.as_str(), word);
         }
     }
 
@@ -138,7 +148,7 @@ pub fn resolve(matches: &ArgMatches, file: Option<&Path>) -> Result<Resolved, St
         let source = match matches.value_source(id) {
             Some(ValueSource::CommandLine) => Source::Flag,
             Some(ValueSource::EnvVariable) => Source::Env(env_name(id)),
-            _ if table.contains_key(long) => Source::File,
+            _ if file_words.contains_key(long) => Source::File,
             _ => Source::Default,
         };
         match source {
@@ -153,18 +163,7 @@ pub fn resolve(matches: &ArgMatches, file: Option<&Path>) -> Result<Resolved, St
                     }
                 }
             }
-            Source::File => {
-                let path = file.expect("file values come from a file").display();
-                let word = file_word(arg, &table[long])
-                    .map_err(|e| format!("{path}: bad value for '{long}': {e}"))?;
-                if let Some(word) = word {
-                    // parse it alone first, so the error names this key
-                    cmd.clone()
-                        .try_get_matches_from([&word])
-                        .map_err(|e| format!("{path}: bad value for '{long}': {}", reason(&e)))?;
-                    argv.push(word);
-                }
-            }
+            Source::File => argv.extend(file_words[long].clone()),
             Source::Default => {}
         }
         sources.push((arg.clone(), source));
