@@ -257,6 +257,22 @@ fn bad_values_are_errors() {
 }
 
 #[test]
+fn magpie_config_reports_a_failed_check_after_printing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "hz.toml", "hz = 0\n");
+    let out = run(&["config", "--config", file.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("\nhz = 0  # file\n"), "{stdout}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "magpie: --hz must be between 1 and 500\n"
+    );
+    let out = run(&["serve", "--config", file.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
 fn unreadable_or_malformed_file_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.toml");
