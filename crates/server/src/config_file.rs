@@ -244,7 +244,7 @@ fn kind(arg: &Arg) -> Kind {
     }
 }
 
-/// `--long=value`: the `=` form keeps values that start with `-` values.
+/// `--long=value`: the `=` form keeps a value that starts with `-` a value.
 fn long_eq(long: &str, value: OsString) -> OsString {
     let mut word = OsString::from(format!("--{long}="));
     word.push(value);
