@@ -1,7 +1,8 @@
 //! # magpie (server)
 //!
 //! Wires sockets, protocols and the engine together. One file per concern:
-//! [`config`] (flags), [`shared`] (state every connection sees),
+//! [`config`] (flags), [`config_file`] (`--config` TOML file and
+//! `magpie config`), [`shared`] (state every connection sees),
 //! [`listener`] (accept loops and background tasks), [`resp_conn`] (one
 //! Redis-protocol connection), [`memcache_conn`] and [`memcache`] (the
 //! memcached front door), [`http`] (the HTTP/JSON front door over database
@@ -13,6 +14,7 @@ pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod config_file;
 pub mod http;
 pub mod listener;
 pub mod memcache;

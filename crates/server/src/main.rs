@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use magpie::config::ServeConfig;
+use magpie::config_file::{self, ConfigArgs, ServeArgs};
 use magpie::shared::Shared;
 
 #[global_allocator]
@@ -34,7 +35,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(ServeConfig),
+    Serve(Box<ServeArgs>),
+    /// Print the effective configuration (flags, environment, config file
+    /// and defaults merged) as TOML, each line saying where it came from.
+    Config(Box<ConfigArgs>),
     /// Verify a data directory offline and print what it holds.
     Check {
         /// The data directory (as given to `serve --dir`).
@@ -48,9 +52,14 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    // parsed by hand (not `Cli::parse`) to keep the matches, which say
+    // whether each setting came from a flag, the environment or a default
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let sub = matches.subcommand().map(|(_, m)| m).expect("subcommand");
     match cli.command {
-        Command::Serve(config) => {
+        Command::Serve(args) => {
+            let config = resolve_or_exit(sub, args.config.as_deref()).config;
             if let Err(e) = config.validate() {
                 eprintln!("magpie: {e}");
                 std::process::exit(2);
@@ -58,6 +67,17 @@ fn main() {
             if let Err(e) = serve(config) {
                 eprintln!("magpie: {e}");
                 std::process::exit(1);
+            }
+        }
+        Command::Config(args) => {
+            let resolved = resolve_or_exit(sub, args.config.as_deref());
+            print!(
+                "{}",
+                config_file::render(&resolved.settings, args.show_secrets)
+            );
+            if let Err(e) = resolved.config.validate() {
+                eprintln!("magpie: {e}");
+                std::process::exit(2);
             }
         }
         Command::Check { dir } => match magpie_persist::check(&dir) {
@@ -70,6 +90,18 @@ fn main() {
         Command::Cli(args) => std::process::exit(magpie::cli::run(*args)),
         Command::Bench(args) => std::process::exit(magpie::bench::run(*args)),
     }
+}
+
+/// Merges the config file into flags and environment; a bad file stops
+/// the start with exit code 2, as a bad flag does.
+fn resolve_or_exit(
+    matches: &clap::ArgMatches,
+    file: Option<&std::path::Path>,
+) -> config_file::Resolved {
+    config_file::resolve(matches, file).unwrap_or_else(|e| {
+        eprintln!("magpie: {e}");
+        std::process::exit(2);
+    })
 }
 
 fn serve(config: ServeConfig) -> std::io::Result<()> {
