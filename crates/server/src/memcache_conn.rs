@@ -44,12 +44,11 @@ pub async fn serve(
             // client announced
             rbuf.reserve(rbuf.len().max(READ_CHUNK));
         }
-        let n = tokio::select! {
-            r = stream.read_buf(&mut rbuf) => match r {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            },
-            _ = shared.shutdown.notified() => break,
+        // no select on the shutdown Notify: registering with it on every
+        // read takes its lock per batch on every connection (see resp_conn)
+        let n = match stream.read_buf(&mut rbuf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
         };
         shared
             .counters
@@ -61,6 +60,7 @@ pub async fn serve(
         let now = magpie_engine::now_ms();
         let mut off = 0;
         let mut close = false;
+        let mut commands = 0u64;
         while off < rbuf.len() {
             match parser.parse(&rbuf[off..]) {
                 Parsed::Request(req, used) => {
@@ -72,10 +72,7 @@ pub async fn serve(
                         close: false,
                     };
                     execute(&mut ctx, req);
-                    shared
-                        .counters
-                        .commands_processed
-                        .fetch_add(1, Ordering::Relaxed);
+                    commands += 1;
                     off += used;
                     if ctx.close {
                         close = true;
@@ -96,6 +93,12 @@ pub async fn serve(
             }
         }
         rbuf.advance(off);
+        if commands > 0 {
+            shared
+                .counters
+                .commands_processed
+                .fetch_add(commands, Ordering::Relaxed);
+        }
         info.state.lock().last_active = Some(std::time::Instant::now());
         if write(&shared, &mc, &mut stream, &mut out).await.is_err() || close {
             break;

@@ -101,3 +101,143 @@ fn failing_log_refuses_writes_and_ping_but_serves_reads_then_resumes() {
     let report = magpie_persist::check(dir.path()).unwrap();
     assert_eq!(report.sets, 3, "{report}");
 }
+
+/// The memcached door refuses writes (with SERVER_ERROR, even under
+/// noreply) while the log fails, and keeps serving reads.
+#[test]
+fn failing_log_refuses_memcached_writes_but_serves_reads() {
+    use magpie_protocol::memcache::{Limits, Parsed, Parser as McParser};
+
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli::parse_from(["magpie", "--dir", dir.path().to_str().unwrap()]);
+    let shared = Shared::new(cli.config);
+    let fail = Arc::new(AtomicBool::new(false));
+    let p = Persistence::open(
+        shared.engine.clone(),
+        Options {
+            fsync: FsyncPolicy::Always,
+            fs: Arc::new(FaultyFs { fail: fail.clone() }),
+            ..Options::new(dir.path())
+        },
+    )
+    .unwrap();
+    let _ = shared.persist.set(p.clone());
+    let mc = Arc::new(crate::memcache::McState::new());
+    let run = |input: &str| -> String {
+        let mut parser = McParser::new(Limits {
+            max_item_size: 1 << 20,
+            max_get_line: 1 << 20,
+        });
+        let mut out = Vec::new();
+        let mut off = 0;
+        while off < input.len() {
+            match parser.parse(&input.as_bytes()[off..]) {
+                Parsed::Request(req, used) => {
+                    let mut ctx = crate::memcache::McCtx {
+                        shared: &shared,
+                        mc: &mc,
+                        out: &mut out,
+                        now: magpie_engine::now_ms(),
+                        close: false,
+                    };
+                    crate::memcache::execute(&mut ctx, req);
+                    off += used;
+                }
+                Parsed::Skipped(used) => off += used,
+                other => panic!(
+                    "unexpected parse result {:?}",
+                    std::mem::discriminant(&other)
+                ),
+            }
+        }
+        String::from_utf8(out).unwrap()
+    };
+
+    assert_eq!(run("set k 0 0 2\r\nv1\r\n"), "STORED\r\n");
+    fail.store(true, Ordering::SeqCst);
+    run("set k 0 0 2\r\nv2\r\n");
+    wait_until("the failure to be noticed", || !p.is_ok());
+    let refused = "SERVER_ERROR errors writing to the log: No space left on device\r\n";
+    assert_eq!(run("set k 0 0 2\r\nv3\r\n"), refused);
+    assert_eq!(run("set k 0 0 2 noreply\r\nv3\r\n"), refused);
+    assert_eq!(run("delete k\r\n"), refused);
+    assert_eq!(run("incr k 1\r\n"), refused);
+    assert_eq!(run("ms k 2\r\nv3\r\n"), refused);
+    assert_eq!(run("get k\r\n"), "VALUE k 0 2\r\nv2\r\nEND\r\n");
+    fail.store(false, Ordering::SeqCst);
+    wait_until("the retry to succeed", || p.is_ok());
+    assert_eq!(run("set k 0 0 2\r\nv4\r\n"), "STORED\r\n");
+    p.wait_durable_blocking();
+    p.shutdown();
+}
+
+/// The HTTP door answers 503 to writes while the log fails, and keeps
+/// serving reads.
+#[test]
+fn failing_log_refuses_http_writes_but_serves_reads() {
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use tower::ServiceExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli::parse_from(["magpie", "--dir", dir.path().to_str().unwrap()]);
+    let shared = Shared::new(cli.config);
+    let fail = Arc::new(AtomicBool::new(false));
+    let p = Persistence::open(
+        shared.engine.clone(),
+        Options {
+            fsync: FsyncPolicy::Always,
+            fs: Arc::new(FaultyFs { fail: fail.clone() }),
+            ..Options::new(dir.path())
+        },
+    )
+    .unwrap();
+    let _ = shared.persist.set(p.clone());
+    let state = crate::http::HttpState::new(shared.clone());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let request = |method: Method, path: &str, body: &'static str| {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::from(body))
+            .unwrap();
+        let router = crate::http::router(state.clone());
+        async move { router.oneshot(req).await.unwrap().status() }
+    };
+    let call = |method: Method, path: &str, body: &'static str| -> StatusCode {
+        rt.block_on(request(method, path, body))
+    };
+    assert_eq!(call(Method::PUT, "/v1/keys/k", "v1"), StatusCode::CREATED);
+    fail.store(true, Ordering::SeqCst);
+    // accepted before the failure is known: its answer waits until the
+    // record is durable, which is only once the log works again
+    let pending = rt.spawn(request(Method::PUT, "/v1/keys/k", "v2"));
+    wait_until("the failure to be noticed", || !p.is_ok());
+    assert!(!pending.is_finished(), "acknowledged before it was durable");
+    assert_eq!(
+        call(Method::PUT, "/v1/keys/k", "v3"),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        call(Method::DELETE, "/v1/keys/k", ""),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        call(Method::POST, "/v1/keys/n/incr", ""),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(call(Method::GET, "/v1/keys/k", ""), StatusCode::OK);
+    fail.store(false, Ordering::SeqCst);
+    wait_until("the retry to succeed", || p.is_ok());
+    assert_eq!(rt.block_on(pending).unwrap(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        call(Method::PUT, "/v1/keys/k", "v4"),
+        StatusCode::NO_CONTENT
+    );
+    p.wait_durable_blocking();
+    p.shutdown();
+}

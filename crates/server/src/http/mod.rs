@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{header, HeaderValue, Response, StatusCode};
 use axum::extract::State;
+use axum::http::{header, HeaderValue, Response, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::Router;
@@ -74,15 +74,16 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/v1/keys", get(keys::list))
         .route(
             "/v1/keys/{key}",
-            get(keys::get).merge(
-                put(keys::put)
-                    .delete(keys::delete)
-                    .layer(axum::middleware::from_fn_with_state(state.clone(), durable_write)),
-            ),
+            get(keys::get).merge(put(keys::put).delete(keys::delete).layer(
+                axum::middleware::from_fn_with_state(state.clone(), durable_write),
+            )),
         )
         .route(
             "/v1/keys/{key}/incr",
-            post(keys::incr).layer(axum::middleware::from_fn_with_state(state.clone(), durable_write)),
+            post(keys::incr).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                durable_write,
+            )),
         )
         .route("/v1/stats", get(stats::stats))
         .route("/metrics", get(stats::metrics))

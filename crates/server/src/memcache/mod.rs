@@ -214,7 +214,10 @@ pub fn execute(ctx: &mut McCtx<'_>, req: Request<'_>) {
         if let Some(e) = ctx.shared.log_error() {
             // the data could not be made durable: refuse, as RESP does
             // with MISCONF (replied even with noreply, so it is noticed)
-            ctx.reply(&format!("SERVER_ERROR errors writing to the log: {e}"), false);
+            ctx.reply(
+                &format!("SERVER_ERROR errors writing to the log: {e}"),
+                false,
+            );
             return;
         }
     }
