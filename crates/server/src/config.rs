@@ -106,9 +106,43 @@ pub struct ServeConfig {
     #[arg(long, default_value_t = 16 * 1024, env = "MAGPIE_HTTP_MAX_KEY_LEN")]
     pub http_max_key_len: usize,
 
-    /// Log line format on stderr.
+    /// Commands taking at least this many microseconds go to the slow log
+    /// (Redis `slowlog-log-slower-than`; negative turns it off, 0 logs every
+    /// command). Read with `SLOWLOG GET`.
+    #[arg(
+        long,
+        default_value_t = 10000,
+        allow_negative_numbers = true,
+        env = "MAGPIE_SLOWLOG_LOG_SLOWER_THAN"
+    )]
+    pub slowlog_log_slower_than: i64,
+
+    /// Most entries the slow log keeps (Redis `slowlog-max-len`).
+    #[arg(long, default_value_t = 128, env = "MAGPIE_SLOWLOG_MAX_LEN")]
+    pub slowlog_max_len: usize,
+
+    /// Write one RESP or memcached command in this many as a log line
+    /// (target `magpie::commands`); 0 turns the sampled log off.
+    #[arg(long, default_value_t = 0, env = "MAGPIE_COMMAND_LOG_SAMPLE")]
+    pub command_log_sample: u64,
+
+    /// Log line format.
     #[arg(long, value_enum, default_value_t = crate::http::log::LogFormat::Logfmt, env = "MAGPIE_LOG_FORMAT")]
     pub log_format: crate::http::log::LogFormat,
+
+    /// Write log lines to this file instead of stderr (its directory must
+    /// exist). With `--log-rotation`, the file name gets a date suffix
+    /// (`magpie.log.2026-12-02`) and a new file starts each period.
+    #[arg(long, value_name = "PATH", env = "MAGPIE_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
+
+    /// When `--log-file` starts a new file.
+    #[arg(long, value_enum, default_value_t = crate::http::log::LogRotation::Never, env = "MAGPIE_LOG_ROTATION")]
+    pub log_rotation: crate::http::log::LogRotation,
+
+    /// Rotated log files to keep (the oldest are deleted); 0 keeps all.
+    #[arg(long, default_value_t = 0, env = "MAGPIE_LOG_MAX_FILES")]
+    pub log_max_files: usize,
 }
 
 /// Largest `--proto-max-bulk-len` with persistence on: a key and a value
@@ -146,6 +180,14 @@ impl ServeConfig {
         }
         if self.maxclients == 0 {
             return Err("--maxclients must be at least 1".into());
+        }
+        if let Some(file) = &self.log_file {
+            if file.file_name().is_none() {
+                return Err(format!(
+                    "--log-file {} does not name a file",
+                    file.display()
+                ));
+            }
         }
         if !self.compact_ratio.is_finite() || self.compact_ratio < 0.0 {
             return Err("--compact-ratio must be a number >= 0".into());

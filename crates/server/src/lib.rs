@@ -22,6 +22,8 @@ pub mod memcache_conn;
 pub mod resp_conn;
 pub mod session;
 pub mod shared;
+pub mod slowlog;
+pub mod stats;
 
 #[cfg(test)]
 mod persist_tests;

@@ -105,7 +105,12 @@ fn resolve_or_exit(
 }
 
 fn serve(config: ServeConfig) -> std::io::Result<()> {
-    magpie::http::log::init(config.log_format);
+    let _log_guard = magpie::http::log::init(&magpie::http::log::LogSettings {
+        format: config.log_format,
+        file: config.log_file.clone(),
+        rotation: config.log_rotation,
+        max_files: config.log_max_files,
+    })?;
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(t) = config.threads {
         rt.worker_threads(t.max(1));

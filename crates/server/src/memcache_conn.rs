@@ -5,14 +5,17 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
 use magpie_protocol::memcache::{Limits, Parsed, Parser};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::memcache::{execute, McCounters, McCtx, McState};
+use crate::memcache::{command_index, execute, McCounters, McCtx, McState};
 use crate::shared::{ClientInfo, Shared};
+use crate::slowlog::{write_down, Observer};
+use crate::stats::Door;
 
 /// Replies are flushed early once this many bytes are pending, so a large
 /// multi-get does not buffer without bound.
@@ -38,6 +41,7 @@ pub async fn serve(
     });
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut observer = Observer::new(Door::Memcache);
     'conn: loop {
         if rbuf.capacity() - rbuf.len() < 512 {
             // grow with what has arrived (doubling), never with what a
@@ -61,9 +65,13 @@ pub async fn serve(
         let mut off = 0;
         let mut close = false;
         let mut commands = 0u64;
+        observer.begin(&shared.slowlog);
+        let mut started = Instant::now();
         while off < rbuf.len() {
             match parser.parse(&rbuf[off..]) {
                 Parsed::Request(req, used) => {
+                    let cmd = command_index(&req);
+                    let before = out.len();
                     let mut ctx = McCtx {
                         shared: &shared,
                         mc: &mc,
@@ -72,16 +80,39 @@ pub async fn serve(
                         close: false,
                     };
                     execute(&mut ctx, req);
+                    let quit = ctx.close;
+                    let done = Instant::now();
+                    let nanos = done.duration_since(started).as_nanos() as u64;
+                    started = done;
+                    let failed = is_error(&out[before..]);
+                    let notes = observer.finish(cmd, nanos, failed);
+                    if notes.any() {
+                        let line = request_line(&rbuf[off..off + used]);
+                        let words: Vec<&[u8]> = line
+                            .split(|&b| b == b' ')
+                            .filter(|w| !w.is_empty())
+                            .collect();
+                        write_down(
+                            &shared.slowlog,
+                            Door::Memcache,
+                            &info,
+                            &words,
+                            nanos,
+                            failed,
+                            notes,
+                        );
+                    }
                     commands += 1;
                     off += used;
-                    if ctx.close {
+                    if quit {
                         close = true;
                         break;
                     }
-                    if out.len() >= FLUSH_AT
-                        && write(&shared, &mc, &mut stream, &mut out).await.is_err()
-                    {
-                        break 'conn;
+                    if out.len() >= FLUSH_AT {
+                        if write(&shared, &mc, &mut stream, &mut out).await.is_err() {
+                            break 'conn;
+                        }
+                        started = Instant::now();
                     }
                 }
                 Parsed::Skipped(used) => off += used,
@@ -93,6 +124,7 @@ pub async fn serve(
             }
         }
         rbuf.advance(off);
+        observer.end(&shared.command_stats);
         if commands > 0 {
             shared
                 .counters
@@ -117,6 +149,20 @@ pub async fn serve(
     }
     mc.counters.curr_connections.fetch_sub(1, Ordering::Relaxed);
     let _ = stream.shutdown().await;
+}
+
+/// True when a reply is one of memcached's errors.
+fn is_error(reply: &[u8]) -> bool {
+    reply.starts_with(b"ERROR")
+        || reply.starts_with(b"CLIENT_ERROR")
+        || reply.starts_with(b"SERVER_ERROR")
+}
+
+/// The command line of a request (without its data block or line end).
+fn request_line(request: &[u8]) -> &[u8] {
+    let end = memchr::memchr(b'\n', request).unwrap_or(request.len());
+    let line = &request[..end];
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 async fn write(

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
 use magpie_protocol::resp::{Framing, Parser, Proto, ReplyWriter};
@@ -12,6 +13,8 @@ use tokio::net::TcpStream;
 use crate::commands::{self, Ctx};
 use crate::session::Session;
 use crate::shared::{ClientInfo, Shared};
+use crate::slowlog::{write_down, Observer};
+use crate::stats::Door;
 
 /// Replies are flushed early once this many bytes are pending, so a batch
 /// of large GETs does not buffer without bound.
@@ -35,6 +38,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
     let mut parser = Parser::new(limits);
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut observer = Observer::new(Door::Resp);
 
     loop {
         if rbuf.capacity() - rbuf.len() < 512 {
@@ -55,6 +59,8 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
         let mut off = 0;
         let now = magpie_engine::now_ms();
         let mut failed = false;
+        observer.begin(&shared.slowlog);
+        let mut started = Instant::now();
         while off < rbuf.len() && !session.close {
             let buf = &rbuf[off..];
             match parser.parse(buf) {
@@ -64,6 +70,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
                         Framing::Kvs => Proto::Kvs,
                         _ => session.proto,
                     };
+                    let before = out.len();
                     let mut w = ReplyWriter::new(&mut out, proto);
                     let mut ctx = Ctx {
                         shared: &shared,
@@ -73,10 +80,30 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
                         framing: req.framing,
                     };
                     commands::execute(&mut ctx, args);
+                    let done = Instant::now();
+                    let nanos = done.duration_since(started).as_nanos() as u64;
+                    started = done;
+                    let cmd = session.last_index.take();
+                    let error = matches!(out.get(before), Some(b'-' | b'!'));
+                    let notes = observer.finish(cmd, nanos, error);
+                    if notes.any() && !commands::is_secret(args.get(0)) {
+                        let words: Vec<&[u8]> = args.iter().collect();
+                        write_down(
+                            &shared.slowlog,
+                            Door::Resp,
+                            &session.info,
+                            &words,
+                            nanos,
+                            error,
+                            notes,
+                        );
+                    }
                     off += req.consumed;
-                    if out.len() >= FLUSH_AT && write(&shared, &mut stream, &mut out).await.is_err()
-                    {
-                        return;
+                    if out.len() >= FLUSH_AT {
+                        if write(&shared, &mut stream, &mut out).await.is_err() {
+                            return;
+                        }
+                        started = Instant::now();
                     }
                 }
                 Ok(None) => break,
@@ -89,6 +116,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
         }
         rbuf.advance(off);
         session.flush_counters(&shared.counters);
+        observer.end(&shared.command_stats);
         {
             let mut st = session.info.state.lock();
             st.last_active = Some(std::time::Instant::now());

@@ -37,6 +37,9 @@ pub struct Session {
     pub last_cmd: &'static str,
     /// Counts not yet added to the shared counters.
     pub counters: LocalCounters,
+    /// Index (in the command table) of the command that ran last, taken by
+    /// the connection to time it; None when the request ran no command.
+    pub last_index: Option<u16>,
 }
 
 impl Session {
@@ -50,7 +53,16 @@ impl Session {
             close: false,
             last_cmd: "NULL",
             counters: LocalCounters::default(),
+            last_index: None,
         }
+    }
+
+    /// Notes that the command `name` (at `index` in the command table, if
+    /// it has one) is about to run.
+    pub fn ran(&mut self, name: &'static str, index: Option<u16>) {
+        self.counters.commands += 1;
+        self.last_cmd = name;
+        self.last_index = index;
     }
 
     /// Adds this connection's pending counts to the server-wide counters.

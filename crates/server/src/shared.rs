@@ -14,6 +14,8 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
 use crate::config::ServeConfig;
+use crate::slowlog::SlowLog;
+use crate::stats::CommandStats;
 
 /// Settings that may change while the server runs (CONFIG SET).
 #[derive(Clone, Debug)]
@@ -28,6 +30,12 @@ pub struct Runtime {
     pub client_query_buffer_limit: usize,
     /// Active expiry frequency.
     pub hz: u32,
+    /// Slow log threshold in microseconds (< 0: off).
+    pub slowlog_log_slower_than: i64,
+    /// Slow log length.
+    pub slowlog_max_len: usize,
+    /// Log one command in this many (0: off).
+    pub command_log_sample: u64,
 }
 
 /// Server-wide counters reported by INFO (and later stats and /metrics).
@@ -112,6 +120,11 @@ pub struct Shared {
     pub shutdown: Notify,
     /// Random 40-hex run id, as Redis reports.
     pub run_id: String,
+    /// Calls, failures and latency per command, per front door.
+    pub command_stats: CommandStats,
+    /// SLOWLOG entries and the command logs' settings (kept in step with
+    /// [`Runtime`] by [`Shared::set_runtime`]).
+    pub slowlog: SlowLog,
 }
 
 impl Shared {
@@ -134,7 +147,20 @@ impl Shared {
             },
             client_query_buffer_limit: config.client_query_buffer_limit,
             hz: config.hz,
+            slowlog_log_slower_than: config.slowlog_log_slower_than,
+            slowlog_max_len: config.slowlog_max_len,
+            command_log_sample: config.command_log_sample,
         };
+        let slowlog = SlowLog::new(
+            runtime.slowlog_log_slower_than,
+            runtime.slowlog_max_len,
+            runtime.command_log_sample,
+        );
+        let command_stats = CommandStats::new([
+            crate::commands::names(),
+            crate::memcache::COMMANDS.to_vec(),
+            crate::http::ROUTES.to_vec(),
+        ]);
         Arc::new(Shared {
             engine: Arc::new(Engine::new(ec)),
             persist: OnceLock::new(),
@@ -148,7 +174,20 @@ impl Shared {
             stopping: AtomicBool::new(false),
             shutdown: Notify::new(),
             run_id: random_hex40(),
+            command_stats,
+            slowlog,
         })
+    }
+
+    /// Publishes new runtime settings (CONFIG SET) to every part that
+    /// reads them.
+    pub fn set_runtime(&self, rt: Runtime) {
+        self.slowlog.configure(
+            rt.slowlog_log_slower_than,
+            rt.slowlog_max_len,
+            rt.command_log_sample,
+        );
+        *self.runtime.write() = rt;
     }
 
     /// The MISCONF error text while writing the log fails (write commands

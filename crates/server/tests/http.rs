@@ -880,6 +880,34 @@ fn stats_metrics_and_probes() {
     );
 }
 
+#[test]
+fn a_refusal_before_the_body_is_read_closes_the_connection_and_says_so() {
+    let h = Http::start(&[]);
+    let mut s = TcpStream::connect(("127.0.0.1", h.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // a stored body: the connection stays open for the next request
+    s.write_all(b"PUT /v1/keys/a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nv")
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    let reply = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+    assert!(reply.starts_with("http/1.1 201"), "{reply}");
+    assert!(!reply.contains("connection: close"), "{reply}");
+    // refused on its query before the body is read: the reply says close
+    s.write_all(b"PUT /v1/keys/a?bogus=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nw")
+        .unwrap();
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply).to_ascii_lowercase();
+    assert!(reply.starts_with("http/1.1 400"), "{reply}");
+    assert!(reply.contains("connection: close"), "{reply}");
+    assert_eq!(h.get("/v1/keys/a").body, b"v");
+    // a bodiless refusal keeps the connection
+    let r = h.get("/v1/keys/a?x=1");
+    r.assert_error(400, "bad_query");
+    assert_eq!(r.header("connection"), None);
+}
+
 /// Parses the Prometheus text format strictly enough to catch mistakes:
 /// every sample belongs to a family declared by HELP and TYPE lines, names
 /// and label sets are well formed and values are numbers.
@@ -903,7 +931,7 @@ fn parse_prometheus(text: &str) -> std::collections::HashMap<(String, String), f
         }
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').unwrap();
-            assert!(["counter", "gauge"].contains(&kind), "{line}");
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
             assert!(typed.insert(name.to_owned(), kind.to_owned()).is_none());
             continue;
         }
@@ -925,10 +953,21 @@ fn parse_prometheus(text: &str) -> std::collections::HashMap<(String, String), f
             None => (series, ""),
         };
         assert!(name_ok(name), "{line}");
+        // a histogram's samples are <family>_bucket (with le), _sum, _count
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| {
+                let base = name.strip_suffix(suffix)?;
+                (typed.get(base).map(String::as_str) == Some("histogram")).then_some(base)
+            })
+            .unwrap_or(name);
         let kind = typed
-            .get(name)
+            .get(family)
             .unwrap_or_else(|| panic!("no TYPE for {line}"));
-        assert!(helped.contains(name));
+        assert!(helped.contains(family));
+        if kind == "histogram" && name.ends_with("_bucket") {
+            assert!(labels.contains("le=\""), "{line}");
+        }
         if kind == "counter" {
             assert!(name.ends_with("_total"), "{line}");
             assert!(value >= 0.0);

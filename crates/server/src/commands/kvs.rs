@@ -87,8 +87,9 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> bool {
         ctx.wrong_args(cmd.name);
         return true;
     }
-    ctx.session.counters.commands += 1;
-    ctx.session.last_cmd = cmd.name;
+    // counted under the Redis command of the same name, if there is one
+    let index = super::lookup_indexed(cmd.name.as_bytes()).map(|(_, i)| i);
+    ctx.session.ran(cmd.name, index);
     (cmd.handler)(ctx, args);
     true
 }

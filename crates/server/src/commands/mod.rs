@@ -13,6 +13,7 @@ use magpie_protocol::resp::{Args, Framing, Proto, ReplyWriter};
 
 use crate::session::Session;
 use crate::shared::Shared;
+use crate::stats::Door;
 
 pub mod connection;
 pub mod expire;
@@ -20,6 +21,7 @@ pub mod keys;
 pub mod kvs;
 pub mod redis_docs;
 pub mod server;
+pub mod slowlog;
 pub mod strings;
 
 /// Everything a handler may use while it runs.
@@ -114,23 +116,35 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         keys::COMMANDS,
         expire::COMMANDS,
         server::COMMANDS,
+        slowlog::COMMANDS,
     ]
     .into_iter()
     .flatten()
 }
 
-/// Name -> spec. A fixed-seed foldhash: the keys are our own static names, so
+/// Name -> (spec, index in [`all`]). A fixed-seed foldhash: the keys are our own static names, so
 /// there is nothing for a client to collide, and std's SipHash cost ~300
 /// instructions per command (measured with callgrind).
-type Table = HashMap<&'static [u8], &'static CommandSpec, foldhash::fast::FixedState>;
+type Table = HashMap<&'static [u8], (&'static CommandSpec, u16), foldhash::fast::FixedState>;
 
 fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
-    TABLE.get_or_init(|| all().map(|c| (c.name.as_bytes(), c)).collect())
+    TABLE.get_or_init(|| {
+        all()
+            .enumerate()
+            .map(|(i, c)| (c.name.as_bytes(), (c, i as u16)))
+            .collect()
+    })
 }
 
-/// Finds a command by name, ignoring ASCII case.
-pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+/// Every command's name in [`all`] order: the RESP door's table in
+/// [`crate::stats::CommandStats`].
+pub fn names() -> Vec<&'static str> {
+    all().map(|c| c.name).collect()
+}
+
+/// Finds a command and its index in [`all`] by name, ignoring ASCII case.
+pub fn lookup_indexed(name: &[u8]) -> Option<(&'static CommandSpec, u16)> {
     let mut buf = [0u8; 32];
     let lower = buf.get_mut(..name.len())?;
     for (d, s) in lower.iter_mut().zip(name) {
@@ -139,8 +153,19 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     table().get(&*lower).copied()
 }
 
+/// Finds a command by name, ignoring ASCII case.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    lookup_indexed(name).map(|(spec, _)| spec)
+}
+
 /// Commands an unauthenticated client may run.
 const NO_AUTH: &[&str] = &["auth", "hello", "quit"];
+
+/// Commands whose arguments may carry a password: never written to the
+/// slow log or the sampled command log (Redis skips or redacts them too).
+pub fn is_secret(name: &[u8]) -> bool {
+    ["auth", "hello", "config"].iter().any(|c| is(name, c))
+}
 
 /// Runs one request and writes its reply.
 pub fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
@@ -151,17 +176,20 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
         return;
     }
     let name = args.get(0);
-    let Some(spec) = lookup(name) else {
+    let Some((spec, index)) = lookup_indexed(name) else {
         unknown_command(ctx, args);
         return;
     };
+    let reject = |ctx: &mut Ctx<'_, '_>| ctx.shared.command_stats.reject(Door::Resp, index);
     // Redis checks the argument count before authentication
     if !spec.arity_ok(args.len()) {
         ctx.wrong_args(spec.name);
+        reject(ctx);
         return;
     }
     if !ctx.session.authenticated && !NO_AUTH.contains(&spec.name) {
         ctx.out.error("NOAUTH Authentication required.");
+        reject(ctx);
         return;
     }
     // as Redis: while the log cannot be written, refuse writes (and PING,
@@ -169,11 +197,11 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     if spec.flags.contains(&"write") || spec.name == "ping" {
         if let Some(err) = ctx.shared.write_refusal() {
             ctx.out.error(&err);
+            reject(ctx);
             return;
         }
     }
-    ctx.session.counters.commands += 1;
-    ctx.session.last_cmd = spec.name;
+    ctx.session.ran(spec.name, Some(index));
     (spec.handler)(ctx, args);
 }
 

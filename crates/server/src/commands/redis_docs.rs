@@ -138,6 +138,11 @@ pub const REDIS_DOCS: &[(&str, &str, &str)] = &[
     ("setnx", "1.0.0", "@write @string @fast"),
     ("setrange", "2.2.0", "@write @string @slow"),
     ("shutdown", "1.0.0", "@admin @slow @dangerous"),
+    ("slowlog", "2.2.12", "@slow"),
+    ("slowlog|get", "2.2.12", "@admin @slow @dangerous"),
+    ("slowlog|help", "6.2.0", "@slow"),
+    ("slowlog|len", "2.2.12", "@admin @slow @dangerous"),
+    ("slowlog|reset", "2.2.12", "@admin @slow @dangerous"),
     (
         "sort",
         "1.0.0",

@@ -16,6 +16,7 @@ use magpie_protocol::resp::{Args, ReplyWriter};
 use super::redis_docs::REDIS_DOCS;
 use super::{connection, is, sanitize, unknown_subcommand, CommandSpec, Ctx};
 use crate::shared::{Runtime, Shared};
+use crate::stats::Door;
 
 /// The Redis version magpie reports (INFO, HELLO) so clients that gate
 /// features on it treat magpie as the Redis 7.0 it emulates.
@@ -219,6 +220,7 @@ pub fn subcommands(name: &str) -> &'static [CommandSpec] {
         "client" => connection::CLIENT_SUBCOMMANDS,
         "config" => CONFIG_SUBCOMMANDS,
         "command" => COMMAND_SUBCOMMANDS,
+        "slowlog" => super::slowlog::SLOWLOG_SUBCOMMANDS,
         _ => &[],
     }
 }
@@ -283,17 +285,29 @@ const SECTIONS: &[&str] = &[
     "persistence",
     "stats",
     "replication",
+    "commandstats",
+    "latencystats",
     "keyspace",
 ];
 
+/// Sections left out of a plain `INFO` / `INFO default`, as in Redis.
+const NOT_DEFAULT: &[&str] = &["commandstats", "latencystats"];
+
 fn info(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     let mut wanted = [false; SECTIONS.len()];
+    let default = |wanted: &mut [bool]| {
+        for (w, s) in wanted.iter_mut().zip(SECTIONS) {
+            *w |= !NOT_DEFAULT.contains(s);
+        }
+    };
     if args.len() == 1 {
-        wanted = [true; SECTIONS.len()];
+        default(&mut wanted);
     }
     for a in args.iter().skip(1) {
-        if is(a, "all") || is(a, "everything") || is(a, "default") {
+        if is(a, "all") || is(a, "everything") {
             wanted = [true; SECTIONS.len()];
+        } else if is(a, "default") {
+            default(&mut wanted);
         } else if let Some(i) = SECTIONS.iter().position(|s| is(a, s)) {
             wanted[i] = true;
         }
@@ -323,6 +337,8 @@ fn info_text(shared: &Shared, wanted: &[bool]) -> String {
             "persistence" => persistence_section(shared, &mut s),
             "stats" => stats_section(shared, &mut s),
             "replication" => replication_section(&mut s),
+            "commandstats" => commandstats_section(shared, &mut s),
+            "latencystats" => latencystats_section(shared, &mut s),
             _ => keyspace_section(shared, &mut s),
         }
     }
@@ -484,14 +500,25 @@ fn memory_section(shared: &Shared, s: &mut String) {
 }
 
 fn persistence_section(shared: &Shared, s: &mut String) {
-    // magpie keeps everything in memory and never loads or saves
+    // the append-only log is replayed before the ports open, so a client
+    // never sees the server loading
+    let log = shared.persist.get();
     s.push_str("# Persistence\r\n");
     field!(s, "loading", 0);
     field!(s, "async_loading", 0);
     field!(s, "rdb_bgsave_in_progress", 0);
     field!(s, "rdb_last_save_time", start_unix_secs(shared));
-    field!(s, "aof_enabled", 0);
+    field!(s, "aof_enabled", log.is_some() as u8);
     field!(s, "aof_rewrite_in_progress", 0);
+    if let Some(log) = log {
+        field!(
+            s,
+            "aof_last_write_status",
+            if log.is_ok() { "ok" } else { "err" }
+        );
+        field!(s, "aof_current_size", log.log_bytes());
+        field!(s, "aof_fsync_policy", log.policy());
+    }
 }
 
 fn stats_section(shared: &Shared, s: &mut String) {
@@ -511,6 +538,58 @@ fn stats_section(shared: &Shared, s: &mut String) {
     field!(s, "evicted_keys", 0);
     field!(s, "keyspace_hits", get(&c.keyspace_hits));
     field!(s, "keyspace_misses", get(&c.keyspace_misses));
+}
+
+/// The name a command has in INFO: Redis commands as Redis names them,
+/// the other doors' with their door as a prefix (`memcache_get`,
+/// `http_keys_put`).
+fn info_command_name(door: Door, name: &str) -> String {
+    match door {
+        Door::Resp => name.to_owned(),
+        _ => format!("{}_{name}", door.label()),
+    }
+}
+
+fn commandstats_section(shared: &Shared, s: &mut String) {
+    s.push_str("# Commandstats\r\n");
+    for door in Door::ALL {
+        for c in shared.command_stats.read(door) {
+            let usec = c.nanos / 1000;
+            let per_call = if c.calls == 0 {
+                0.0
+            } else {
+                usec as f64 / c.calls as f64
+            };
+            let _ = write!(
+                s,
+                "cmdstat_{}:calls={},usec={usec},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
+                info_command_name(door, c.name),
+                c.calls,
+                c.rejected,
+                c.failed
+            );
+        }
+    }
+}
+
+fn latencystats_section(shared: &Shared, s: &mut String) {
+    s.push_str("# Latencystats\r\n");
+    for door in Door::ALL {
+        for c in shared.command_stats.read(door) {
+            if c.calls == 0 {
+                continue;
+            }
+            let us = |q: f64| c.quantile_ns(q) as f64 / 1000.0;
+            let _ = write!(
+                s,
+                "latency_percentiles_usec_{}:p50={:.3},p99={:.3},p99.9={:.3}\r\n",
+                info_command_name(door, c.name),
+                us(0.5),
+                us(0.99),
+                us(0.999)
+            );
+        }
+    }
 }
 
 fn replication_section(s: &mut String) {
@@ -787,9 +866,10 @@ enum Setter {
     Immutable,
     /// Stored in [`Runtime`]; returns Redis's error text on bad input.
     Runtime(fn(&mut Runtime, &[u8]) -> Result<(), String>),
-    /// Accepts only the value magpie has by design (no persistence);
-    /// the function validates like Redis then says why others are refused.
-    Fixed(fn(&[u8]) -> Result<(), String>),
+    /// Accepts only the value magpie runs with (fixed at start or by
+    /// design); the function validates like Redis then says why others are
+    /// refused.
+    Fixed(fn(&Shared, &[u8]) -> Result<(), String>),
 }
 
 /// One parameter CONFIG GET / SET knows.
@@ -865,25 +945,63 @@ const PARAMS: &[Param] = &[
     Param {
         name: "save",
         get: |_| String::new(),
-        set: Setter::Fixed(|v| {
+        set: Setter::Fixed(|_, v| {
             if v.is_empty() {
                 Ok(())
             } else {
-                Err("magpie does not persist data; only \"\" is accepted".into())
+                Err("magpie does not write RDB snapshots; only \"\" is accepted".into())
             }
         }),
     },
     Param {
         name: "appendonly",
-        get: |_| "no".into(),
-        set: Setter::Fixed(|v| {
-            if is(v, "no") {
-                Ok(())
-            } else if is(v, "yes") {
-                Err("magpie does not persist data; only 'no' is accepted".into())
-            } else {
+        get: |s| yes_no(!s.config.ephemeral).into(),
+        set: Setter::Fixed(|s, v| {
+            let on = !s.config.ephemeral;
+            if !is(v, "yes") && !is(v, "no") {
                 Err("argument must be 'yes' or 'no'".into())
+            } else if is(v, yes_no(on)) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the log is chosen at start (--ephemeral); only '{}' is accepted",
+                    yes_no(on)
+                ))
             }
+        }),
+    },
+    Param {
+        name: "appendfsync",
+        get: |s| s.config.appendfsync.to_string(),
+        set: Setter::Immutable,
+    },
+    Param {
+        name: "dir",
+        get: |s| s.config.dir.display().to_string(),
+        set: Setter::Immutable,
+    },
+    Param {
+        name: "slowlog-log-slower-than",
+        get: |s| s.runtime.read().slowlog_log_slower_than.to_string(),
+        set: Setter::Runtime(|rt, v| {
+            rt.slowlog_log_slower_than = parse_int_in(v, -1, i64::MAX)?;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "slowlog-max-len",
+        get: |s| s.runtime.read().slowlog_max_len.to_string(),
+        set: Setter::Runtime(|rt, v| {
+            rt.slowlog_max_len = parse_int_in(v, 0, i64::MAX)? as usize;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "command-log-sample",
+        get: |s| s.runtime.read().command_log_sample.to_string(),
+        set: Setter::Runtime(|rt, v| {
+            rt.command_log_sample = parse_int_in(v, 0, i64::MAX)? as u64;
+            Ok(())
         }),
     },
 ];
@@ -934,6 +1052,14 @@ fn parse_memory_in(v: &[u8], min: u64, max: u64) -> Result<u64, String> {
         ));
     }
     Ok(n)
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
 }
 
 fn find_param(name: &[u8]) -> Option<&'static Param> {
@@ -1013,7 +1139,7 @@ fn config_set(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     for (p, (name, value)) in params.iter().zip(&pairs) {
         let res = match p.set {
             Setter::Runtime(set) => set(&mut rt, value),
-            Setter::Fixed(check) => check(value),
+            Setter::Fixed(check) => check(ctx.shared, value),
             Setter::Immutable => unreachable!("rejected above"),
         };
         if let Err(why) = res {
@@ -1021,7 +1147,7 @@ fn config_set(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
             return;
         }
     }
-    *ctx.shared.runtime.write() = rt;
+    ctx.shared.set_runtime(rt);
     ctx.out.ok();
 }
 
@@ -1039,6 +1165,7 @@ fn config_resetstat(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) {
     ] {
         counter.store(0, Ordering::Relaxed);
     }
+    ctx.shared.command_stats.reset();
     ctx.out.ok();
 }
 

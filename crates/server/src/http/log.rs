@@ -11,7 +11,7 @@
 use std::fmt::{self, Write as _};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -28,6 +28,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::errors::render_errors;
 use super::HttpState;
+use crate::stats::Door;
 
 /// Header carrying the request id, in and out.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -42,18 +43,90 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global tracing subscriber writing to stderr in `format`,
-/// filtered by `MAGPIE_LOG` (default `info`).
-pub fn init(format: LogFormat) {
+/// When `--log-file` starts a new file (`--log-rotation`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogRotation {
+    /// One file, never rotated.
+    #[default]
+    Never,
+    /// A new file every hour (`PATH.YYYY-MM-DD-HH`).
+    Hourly,
+    /// A new file every day (`PATH.YYYY-MM-DD`).
+    Daily,
+}
+
+/// Where and how log lines go: the `--log-*` settings.
+#[derive(Clone, Debug, Default)]
+pub struct LogSettings {
+    /// Line format.
+    pub format: LogFormat,
+    /// File instead of stderr.
+    pub file: Option<std::path::PathBuf>,
+    /// Rotation of `file`.
+    pub rotation: LogRotation,
+    /// Rotated files kept (0: all).
+    pub max_files: usize,
+}
+
+/// Installs the global tracing subscriber: lines in `settings.format`, to
+/// stderr or to the (rotated) log file, level from `MAGPIE_LOG` (default
+/// `info`, e.g. `MAGPIE_LOG=warn,magpie::http=info`). File lines are written
+/// by a background thread; keep the returned guard until exit so the last
+/// lines are flushed.
+pub fn init(
+    settings: &LogSettings,
+) -> std::io::Result<Option<tracing_appender::non_blocking::WorkerGuard>> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MAGPIE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let Some(path) = &settings.file else {
+        let builder = builder.with_writer(std::io::stderr);
+        match settings.format {
+            LogFormat::Logfmt => builder.event_format(Logfmt).init(),
+            LogFormat::Json => builder.json().flatten_event(true).init(),
+        }
+        return Ok(None);
+    };
+    use tracing_appender::rolling::{RollingFileAppender, Rotation};
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    // the appender would create missing directories; a typo in the path
+    // should stop the start instead, as Redis's `logfile` does
+    if !dir.is_dir() {
+        return Err(std::io::Error::other(format!(
+            "cannot open log file {}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        )));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "magpie.log".into());
+    let mut appender = RollingFileAppender::builder()
+        .rotation(match settings.rotation {
+            LogRotation::Never => Rotation::NEVER,
+            LogRotation::Hourly => Rotation::HOURLY,
+            LogRotation::Daily => Rotation::DAILY,
+        })
+        .filename_prefix(name);
+    if settings.max_files > 0 {
+        appender = appender.max_log_files(settings.max_files);
+    }
+    let appender = appender.build(dir).map_err(|e| {
+        std::io::Error::other(format!("cannot open log file {}: {e}", path.display()))
+    })?;
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(appender);
+    let builder = builder.with_writer(writer).with_ansi(false);
+    match settings.format {
         LogFormat::Logfmt => builder.event_format(Logfmt).init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+    Ok(Some(guard))
 }
 
 /// A tracing event formatter producing logfmt: `time`, `level`, `msg` (when
@@ -183,10 +256,21 @@ pub fn new_request_id() -> String {
     format!("{hi:016x}{lo:016x}")
 }
 
-/// A request body that counts the bytes read through it (for `bytes_in`).
+/// How far a handler read the request body.
+#[derive(Default)]
+struct BodyProgress {
+    /// Bytes read (for `bytes_in`).
+    read: AtomicU64,
+    /// The body was read to its end.
+    finished: AtomicBool,
+}
+
+/// A request body that reports how much of it was read: the byte count for
+/// the log line, and whether it was read to the end, because a connection
+/// whose request body was left unread cannot carry another request.
 struct CountingBody {
     inner: Body,
-    read: Arc<AtomicU64>,
+    progress: Arc<BodyProgress>,
 }
 
 impl HttpBody for CountingBody {
@@ -198,10 +282,16 @@ impl HttpBody for CountingBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                self.read.fetch_add(data.len() as u64, Ordering::Relaxed);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.progress
+                        .read
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
             }
+            Poll::Ready(None) => self.progress.finished.store(true, Ordering::Relaxed),
+            _ => {}
         }
         polled
     }
@@ -215,9 +305,20 @@ impl HttpBody for CountingBody {
     }
 }
 
+/// Whether a status counts as a failed call in the command statistics: the
+/// request was malformed or refused (4xx) or the server failed (5xx). A
+/// miss (404), a conflict (409) or a failed precondition (412) is an
+/// outcome, as a miss or `EXISTS` is on the other doors.
+fn failed_status(status: u16) -> bool {
+    status >= 400 && !matches!(status, 404 | 409 | 412)
+}
+
 /// The request middleware: picks the request id (the client's if sane, else
 /// a new one), renders error responses as JSON, echoes the id in
-/// `X-Request-Id`, counts the request and logs the canonical line.
+/// `X-Request-Id`, counts the request and logs the canonical line. A reply
+/// sent before the request body was read (an error found in the path, query
+/// or headers, or a 413) says `Connection: close`, so that the client does
+/// not send its next request on a connection hyper is about to close.
 pub async fn canonical(
     State(state): State<Arc<HttpState>>,
     req: Request,
@@ -235,11 +336,12 @@ pub async fn canonical(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.to_string())
         .unwrap_or_default();
-    let read = Arc::new(AtomicU64::new(0));
+    let progress = Arc::new(BodyProgress::default());
+    let has_body = !req.body().is_end_stream();
     let req = req.map(|inner| {
         Body::new(CountingBody {
             inner,
-            read: read.clone(),
+            progress: progress.clone(),
         })
     });
 
@@ -247,6 +349,12 @@ pub async fn canonical(
     let (mut res, error) = render_errors(res, &method, &id);
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, v);
+    }
+    if has_body && !progress.finished.load(Ordering::Relaxed) {
+        res.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            HeaderValue::from_static("close"),
+        );
     }
     let status = res.status().as_u16();
     state.count(status);
@@ -256,8 +364,15 @@ pub async fn canonical(
     } else {
         res.body().size_hint().exact().unwrap_or(0)
     };
-    let bytes_in = read.load(Ordering::Relaxed);
-    let duration_us = started.elapsed().as_micros() as u64;
+    let bytes_in = progress.read.load(Ordering::Relaxed);
+    let nanos = started.elapsed().as_nanos() as u64;
+    let duration_us = nanos / 1000;
+    state.shared.command_stats.record(
+        Door::Http,
+        super::route_index(&method, &path),
+        nanos,
+        failed_status(status),
+    );
     match error {
         None => tracing::info!(
             target: "magpie::http",

@@ -67,6 +67,57 @@ impl HttpState {
     }
 }
 
+/// The HTTP door's table in [`crate::stats::CommandStats`]: one name per
+/// route and method (see [`route_index`]).
+pub const ROUTES: &[&str] = &[
+    "keys_list",
+    "keys_get",
+    "keys_head",
+    "keys_put",
+    "keys_delete",
+    "keys_incr",
+    "stats",
+    "metrics",
+    "healthz",
+    "readyz",
+    "openapi",
+    "other",
+];
+
+/// The index in [`ROUTES`] of the route a request is for (`other` for
+/// anything the router answers 404 or 405).
+pub fn route_index(method: &axum::http::Method, path: &str) -> u16 {
+    use axum::http::Method;
+    let get = method == Method::GET;
+    let name = if let Some(rest) = path.strip_prefix("/v1/keys/") {
+        match rest.split_once('/') {
+            None if !rest.is_empty() => match *method {
+                Method::GET => "keys_get",
+                Method::HEAD => "keys_head",
+                Method::PUT => "keys_put",
+                Method::DELETE => "keys_delete",
+                _ => "other",
+            },
+            Some((key, "incr")) if !key.is_empty() && method == Method::POST => "keys_incr",
+            _ => "other",
+        }
+    } else {
+        match path {
+            "/v1/keys" if get => "keys_list",
+            "/v1/stats" if get => "stats",
+            "/metrics" if get => "metrics",
+            "/healthz" if get => "healthz",
+            "/readyz" if get => "readyz",
+            "/openapi.json" if get => "openapi",
+            _ => "other",
+        }
+    };
+    ROUTES
+        .iter()
+        .position(|r| *r == name)
+        .unwrap_or(ROUTES.len() - 1) as u16
+}
+
 /// Every route of the HTTP front door, with the request middleware around
 /// them. `openapi.json` documents exactly these.
 pub fn router(state: Arc<HttpState>) -> Router {

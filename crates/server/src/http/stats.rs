@@ -11,6 +11,7 @@ use axum::http::{header, HeaderValue, Response, StatusCode};
 use serde_json::json;
 
 use super::HttpState;
+use crate::stats::{bucket_upper_ns, CommandReading, Door, BUCKETS};
 
 /// One consistent-enough reading of the server's figures.
 struct Snapshot {
@@ -32,6 +33,17 @@ struct Snapshot {
     allocated_bytes: Option<usize>,
     resident_bytes: Option<usize>,
     http_responses: [u64; 5],
+    /// Per-command figures of each front door that ran any.
+    commands: Vec<(Door, Vec<CommandReading>)>,
+    /// The log's state, None when `--ephemeral`.
+    persistence: Option<LogState>,
+}
+
+/// What `/v1/stats` and `/metrics` say about the append-only log.
+struct LogState {
+    ok: bool,
+    log_bytes: u64,
+    fsync: String,
 }
 
 impl Snapshot {
@@ -70,6 +82,15 @@ impl Snapshot {
             allocated_bytes,
             resident_bytes,
             http_responses: st.responses(),
+            commands: Door::ALL
+                .iter()
+                .map(|&d| (d, shared.command_stats.read(d)))
+                .collect(),
+            persistence: shared.persist.get().map(|p| LogState {
+                ok: p.is_ok(),
+                log_bytes: p.log_bytes(),
+                fsync: p.policy().to_string(),
+            }),
         }
     }
 }
@@ -109,8 +130,107 @@ pub async fn stats(State(st): State<Arc<HttpState>>) -> Response<Body> {
             "resident_bytes": s.resident_bytes,
         },
         "http_responses": { "1xx": r1, "2xx": r2, "3xx": r3, "4xx": r4, "5xx": r5 },
+        "commands": commands_json(&s.commands),
+        "persistence": match &s.persistence {
+            None => json!({ "enabled": false }),
+            Some(p) => json!({
+                "enabled": true,
+                "ok": p.ok,
+                "log_bytes": p.log_bytes,
+                "appendfsync": p.fsync,
+            }),
+        },
     });
     super::json_response(StatusCode::OK, body)
+}
+
+/// `{door: {command: {calls, failed, rejected, usec, p50_us, p99_us,
+/// p999_us}}}` for the commands that ran.
+fn commands_json(doors: &[(Door, Vec<CommandReading>)]) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for (door, readings) in doors {
+        let mut cmds = serde_json::Map::new();
+        for c in readings {
+            let us = |q: f64| c.quantile_ns(q) as f64 / 1000.0;
+            cmds.insert(
+                c.name.to_owned(),
+                json!({
+                    "calls": c.calls,
+                    "failed": c.failed,
+                    "rejected": c.rejected,
+                    "usec": c.nanos / 1000,
+                    "p50_us": us(0.5),
+                    "p99_us": us(0.99),
+                    "p999_us": us(0.999),
+                }),
+            );
+        }
+        out.insert(door.label().to_owned(), cmds.into());
+    }
+    out.into()
+}
+
+/// Appends the per-command families: call, failure and rejection counters
+/// and the latency histogram (bounds at each power of two of nanoseconds).
+fn command_families(out: &mut String, doors: &[(Door, Vec<CommandReading>)]) {
+    let labelled = |f: &dyn Fn(&CommandReading) -> u64| {
+        doors
+            .iter()
+            .flat_map(|(d, cs)| {
+                cs.iter().map(move |c| {
+                    (
+                        format!("door=\"{}\",command=\"{}\"", d.label(), c.name),
+                        f(c),
+                    )
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    family(
+        out,
+        "magpie_commands_total",
+        "counter",
+        "Commands run, by front door and command.",
+        &labelled(&|c| c.calls),
+    );
+    family(
+        out,
+        "magpie_command_failures_total",
+        "counter",
+        "Commands that ran and answered with an error.",
+        &labelled(&|c| c.failed),
+    );
+    family(
+        out,
+        "magpie_command_rejections_total",
+        "counter",
+        "Commands refused before running (arity, authentication, a failing log).",
+        &labelled(&|c| c.rejected),
+    );
+    let name = "magpie_command_duration_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time to parse and run a command and encode its reply."
+    );
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for (d, cs) in doors {
+        for c in cs.iter().filter(|c| c.calls > 0) {
+            let labels = format!("door=\"{}\",command=\"{}\"", d.label(), c.name);
+            let mut cumulative = 0;
+            for (i, n) in c.hist.iter().enumerate().take(BUCKETS - 1) {
+                cumulative += n;
+                let upper = bucket_upper_ns(i);
+                if upper.is_power_of_two() {
+                    let le = upper as f64 / 1e9;
+                    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+                }
+            }
+            let count: u64 = c.hist.iter().sum();
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {}", c.nanos as f64 / 1e9);
+            let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+        }
+    }
 }
 
 /// Appends one metric family: HELP and TYPE lines, then `samples` as
@@ -243,6 +363,23 @@ pub async fn metrics(State(st): State<Arc<HttpState>>) -> Response<Body> {
             .map(|(i, &n)| (format!("class=\"{}xx\"", i + 1), n))
             .collect::<Vec<_>>(),
     );
+    command_families(&mut out, &s.commands);
+    if let Some(p) = &s.persistence {
+        family(
+            &mut out,
+            "magpie_log_ok",
+            "gauge",
+            "1 while the append-only log can be written, 0 while writes are refused.",
+            &[(format!("appendfsync=\"{}\"", p.fsync), p.ok as u64)],
+        );
+        family(
+            &mut out,
+            "magpie_log_bytes",
+            "gauge",
+            "Bytes of the live log segments.",
+            &one(p.log_bytes),
+        );
+    }
     family(
         &mut out,
         "magpie_uptime_seconds",

@@ -192,6 +192,74 @@ impl McCtx<'_> {
     }
 }
 
+/// Every memcached command, in the order of the memcached door's table in
+/// [`crate::stats::CommandStats`] (see [`command_index`]).
+pub const COMMANDS: &[&str] = &[
+    "get",
+    "gets",
+    "gat",
+    "gats",
+    "touch",
+    "set",
+    "add",
+    "replace",
+    "append",
+    "prepend",
+    "cas",
+    "delete",
+    "incr",
+    "decr",
+    "flush_all",
+    "stats",
+    "version",
+    "verbosity",
+    "quit",
+    "mg",
+    "ms",
+    "md",
+    "ma",
+    "mn",
+    "me",
+];
+
+/// The index in [`COMMANDS`] of the command `req` runs; None for a request
+/// that is only an error reply.
+pub fn command_index(req: &Request<'_>) -> Option<u16> {
+    use magpie_protocol::memcache::StoreOp;
+    Some(match req {
+        Request::Get { cas, touch, .. } => match (cas, touch.is_some()) {
+            (false, false) => 0,
+            (true, false) => 1,
+            (false, true) => 2,
+            (true, true) => 3,
+        },
+        Request::Touch { .. } => 4,
+        Request::Store { op, .. } | Request::TooLarge { op, .. } => match op {
+            StoreOp::Set => 5,
+            StoreOp::Add => 6,
+            StoreOp::Replace => 7,
+            StoreOp::Append => 8,
+            StoreOp::Prepend => 9,
+            StoreOp::Cas => 10,
+        },
+        Request::Delete { .. } => 11,
+        Request::Arith { incr: true, .. } => 12,
+        Request::Arith { incr: false, .. } => 13,
+        Request::FlushAll { .. } => 14,
+        Request::Stats { .. } => 15,
+        Request::Version => 16,
+        Request::Verbosity { .. } => 17,
+        Request::Quit => 18,
+        Request::MetaGet { .. } => 19,
+        Request::MetaSet { .. } | Request::MetaSetTooLarge { .. } => 20,
+        Request::MetaDelete { .. } => 21,
+        Request::MetaArith { .. } => 22,
+        Request::MetaNoop => 23,
+        Request::MetaDebug { .. } => 24,
+        Request::Error { .. } => return None,
+    })
+}
+
 /// True for requests that change the keyspace (refused while the log
 /// cannot be written).
 fn is_write(req: &Request<'_>) -> bool {
