@@ -147,6 +147,38 @@ fn too_large_boundary_matches() {
     ]);
 }
 
+/// The "memcached-lite" `set <key> <bytes>` is answered as memcached answers
+/// the full `set <key> 0 0 <bytes>` (stored, key checks, size limit, bad
+/// data chunk); memcached itself answers ERROR to the short form.
+#[test]
+fn lite_set_answers_as_memcached_answers_the_full_form() {
+    let Some(real) = memcached() else { return };
+    let (_ours, port) = magpie_mc(&[]);
+    let (mut r, mut m) = (McRaw::connect(real.port), McRaw::connect(port));
+    let big = "b".repeat(2_000_000);
+    for (key, value) in [
+        ("k".to_string(), "hello".to_string()),
+        ("k".repeat(60), "v".to_string()),
+        ("k".repeat(250), String::new()),
+        ("k".repeat(251), "x".to_string()),
+        ("big".to_string(), big),
+    ] {
+        let n = value.len();
+        let full = format!("set {key} 0 0 {n}\r\n{value}\r\nmg {key} v f t\r\n");
+        let lite = format!("set {key} {n}\r\n{value}\r\nmg {key} v f t\r\n");
+        let want = r.request(full.as_bytes());
+        assert_eq!(
+            String::from_utf8_lossy(&m.request(lite.as_bytes())),
+            String::from_utf8_lossy(&want),
+            "key of {} bytes",
+            key.len()
+        );
+    }
+    // a wrong length: the block is consumed as for set, then the reply
+    let want = r.request(b"set k 0 0 2\r\nabc\r\nget k\r\n");
+    assert_eq!(m.request(b"set k 2\r\nabc\r\nget k\r\n"), want);
+}
+
 /// Deliberately unlike memcached (which drops the old value): a rejected
 /// command never loses or changes what is stored.
 #[test]
