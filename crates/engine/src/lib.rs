@@ -578,6 +578,30 @@ impl<'a> Txn<'a> {
         })
     }
 
+    /// Like [`Txn::get`], for memcached retrievals: also says whether a
+    /// retrieval already fetched this version of the value (memcached's
+    /// "hit before", the meta `h` flag), and with `mark` records this read
+    /// as one. A write that makes a new version (set, append, incr...)
+    /// clears the mark; expiry and flag changes keep it. The mark is a bit
+    /// of the entry's header (no extra memory) and is not persisted.
+    pub fn fetch(&mut self, key: &[u8], mark: bool) -> Option<(View<'_>, bool)> {
+        let now = self.now;
+        let (hash, shard, engine) = self.shard(key);
+        let (found, expired) = shard.fetch(hash, key, now, mark);
+        if expired {
+            engine.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
+        }
+        found.map(|(e, was)| {
+            (
+                View {
+                    value: e.value(),
+                    meta: e.meta(),
+                },
+                was,
+            )
+        })
+    }
+
     /// True when `key` holds a live value.
     pub fn exists(&mut self, key: &[u8]) -> bool {
         self.get(key).is_some()
