@@ -439,6 +439,104 @@ fn meta_delete_arith_and_stale_wins() {
     ]);
 }
 
+/// Meta `h` (hit before): which commands count as a fetch (get, gets, gat,
+/// bget, touch, mg unless `u`, a vivifying mg), which make a new, unfetched
+/// item (set, ms, append, prepend, incr, ma), and which keep the state
+/// (md I, mg T, me); ms md ma accept and ignore `h` and `l`.
+#[test]
+fn meta_hit_before_flag() {
+    diff(&[
+        "set a 0 0 1\r\n1\r\n",
+        "mg a h u\r\n",
+        "mg a h\r\n",
+        "mg a h\r\n",
+        "mg a v h k s O1\r\n",
+        "mg a h u q\r\n",
+        "mg a v q h\r\n",
+        "set a 0 0 1\r\n1\r\n",
+        "mg a h u\r\n",
+        "get a\r\n",
+        "mg a h u\r\n",
+        "incr a 1\r\n",
+        "mg a h u\r\n",
+        "get a\r\n",
+        "incr a 100\r\n",
+        "mg a h u\r\n",
+        "mg a h\r\n",
+        "decr a 1\r\n",
+        "mg a h u\r\n",
+        "ma a MD D200\r\n",
+        "mg a h u v\r\n",
+        "set b 0 0 1\r\nx\r\n",
+        "gets b\r\n",
+        "append b 0 0 1\r\ny\r\n",
+        "mg b h u\r\n",
+        "bget b\r\n",
+        "mg b h u\r\n",
+        "prepend b 0 0 0\r\n\r\n",
+        "mg b h u\r\n",
+        "set c 0 0 1\r\nx\r\n",
+        "touch c 100\r\n",
+        "mg c h u\r\n",
+        "set c 0 0 1\r\nx\r\n",
+        "gat 100 c\r\n",
+        "mg c h u\r\n",
+        "set c 0 0 1\r\nx\r\n",
+        "gats 100 c nope\r\n",
+        "mg c h u\r\n",
+        "set c 0 0 1\r\nx\r\n",
+        "mg c T30 u\r\n",
+        "mg c h u t\r\n",
+        "mg c T30\r\n",
+        "mg c h u t\r\n",
+        "mg d N30 h\r\n",
+        "mg d h u\r\n",
+        "ms e 1\r\nx\r\n",
+        "mg e v\r\n",
+        "md e I\r\n",
+        "mg e h u\r\n",
+        "mg e h\r\n",
+        "ms e 1\r\ny\r\n",
+        "mg e h\r\n",
+        "ma g N0\r\n",
+        "mg g h u\r\n",
+        "mg g\r\n",
+        "ma g\r\n",
+        "mg g h\r\n",
+        "ms hk 1 h\r\nx\r\n",
+        "ms hk 1 l\r\nx\r\n",
+        "md hk h\r\n",
+        "ms hk 1\r\nx\r\n",
+        "md hk l q\r\n",
+        "ma hn N0 h\r\n",
+        "ma hn l v\r\n",
+        "mg hn h h\r\n",
+        "mg hn hx\r\n",
+        "mg nope h k\r\n",
+        "mg nope h k q\r\n",
+        "mg hn h Tx\r\n",
+    ]);
+}
+
+/// `E` (set an explicit CAS) is not in memcached 1.6.18: both refuse it
+/// the same way on every meta command (and ms skips its data block).
+#[test]
+fn meta_explicit_cas_flag_is_refused_as_memcached_1_6_18_refuses_it() {
+    diff(&[
+        "ms ek 2 E5\r\nhi\r\n",
+        "mg ek v\r\n",
+        "ms ek 2 T0 E5 c\r\nhi\r\n",
+        "ms ek 2\r\nhi\r\n",
+        "mg ek E5 v\r\n",
+        "md ek E5\r\n",
+        "md ek I E5\r\n",
+        "ma ek E5\r\n",
+        "ma nc N0 E5\r\n",
+        "mg ek v\r\n",
+        "mg nc v\r\n",
+    ]);
+}
+
 /// Connection-level behaviour: quit, over-long lines, split writes, stats.
 #[test]
 fn connection_behaviour_matches() {
@@ -557,7 +655,16 @@ fn meta_debug_line() {
     c.request(b"ms cnt 2 T30\r\n10\r\n");
     let line = String::from_utf8(c.request(b"me cnt\r\n")).unwrap();
     assert!(line.starts_with("ME cnt exp=-30 cas="), "{line}");
-    assert!(line.ends_with(" size=64\r\n"), "{line}");
+    assert!(line.ends_with(" fetch=no size=64\r\n"), "{line}");
     assert_eq!(c.request(b"me nope\r\n"), b"EN\r\n");
-    assert_eq!(c.request(b"mg cnt h\r\n"), b"CLIENT_ERROR invalid flag\r\n");
+    // me is not a fetch; mg is
+    assert_eq!(c.request(b"mg cnt h\r\n"), b"HD h0\r\n");
+    let line = String::from_utf8(c.request(b"me cnt\r\n")).unwrap();
+    assert!(line.ends_with(" fetch=yes size=64\r\n"), "{line}");
+    // no last-access time is kept: mg refuses l rather than invent one
+    assert_eq!(
+        c.request(b"mg cnt h l\r\nmg cnt l v\r\n"),
+        b"CLIENT_ERROR invalid flag\r\nCLIENT_ERROR invalid flag\r\n"
+    );
+    assert_eq!(c.request(b"mg cnt h\r\n"), b"HD h1\r\n");
 }

@@ -239,3 +239,21 @@ fn lite_set_validates_key_and_size_like_set() {
     ));
     assert_eq!(p.parse(&[b'x'; 202]), Parsed::Skipped(202));
 }
+
+#[test]
+fn meta_h_and_l() {
+    match one(b"mg k h v\r\n").0 {
+        Request::MetaGet { flags, .. } => assert!(flags.hit && flags.value),
+        other => panic!("{other:?}"),
+    }
+    // mg cannot answer l (no access time is kept); ms md ma ignore both,
+    // as memcached does
+    assert_eq!(err(b"mg k h l\r\n"), "CLIENT_ERROR invalid flag");
+    assert_eq!(err(b"mg k l l\r\n"), "CLIENT_ERROR duplicate flag");
+    assert!(matches!(one(b"md k h l\r\n").0, Request::MetaDelete { .. }));
+    assert!(matches!(one(b"ma k l\r\n").0, Request::MetaArith { .. }));
+    assert!(matches!(
+        one(b"ms k 1 h l\r\nx\r\n"),
+        (Request::MetaSet { .. }, 15)
+    ));
+}
