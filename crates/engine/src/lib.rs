@@ -349,6 +349,17 @@ impl Engine {
             })
     }
 
+    /// Bytes held by the entries and tables of database `db`.
+    pub fn db_memory(&self, db: usize) -> MemoryInfo {
+        let mut m = MemoryInfo::default();
+        for s in self.dbs[db].shards.iter() {
+            let s = s.lock();
+            m.entries += s.bytes();
+            m.tables += s.table_bytes();
+        }
+        m
+    }
+
     /// Bytes held by entries and tables across all databases.
     pub fn memory(&self) -> MemoryInfo {
         let mut m = MemoryInfo::default();

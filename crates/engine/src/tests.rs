@@ -82,6 +82,18 @@ fn fetched_mark_lives_as_long_as_the_version() {
 }
 
 #[test]
+fn db_memory_counts_one_database() {
+    let e = engine();
+    e.txn(1, &[b"k"], 1).set(b"k", &[b"v"], 0, None);
+    assert_eq!(e.db_memory(0).entries, 0);
+    // header (17) + key + value
+    assert_eq!(e.db_memory(1).entries, 19);
+    let (m0, m1, all) = (e.db_memory(0), e.db_memory(1), e.memory());
+    assert_eq!(m0.entries + m1.entries, all.entries);
+    assert_eq!(m0.tables + m1.tables, all.tables);
+}
+
+#[test]
 fn expiry_lazy_active_and_past_times() {
     let e = engine();
     e.txn(0, &[b"a"], 0).set(b"a", &[b"1"], 0, Some(10));
