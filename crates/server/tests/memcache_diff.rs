@@ -44,8 +44,15 @@ fn normalise(reply: &[u8], last_cas: &mut String) -> String {
 /// Sends every request to both servers and compares the replies. `$cas` in
 /// a request is replaced by the last CAS that server returned.
 fn diff(requests: &[&str]) {
-    let Some(real) = memcached() else { return };
-    let (_ours, port) = magpie_mc(&[]);
+    diff_with(&[], &[], requests)
+}
+
+/// [`diff`] with extra memcached and magpie options.
+fn diff_with(memcached_args: &[&str], magpie_args: &[&str], requests: &[&str]) {
+    let Some(real) = memcached_with(memcached_args) else {
+        return;
+    };
+    let (_ours, port) = magpie_mc(magpie_args);
     let (mut r, mut m) = (McRaw::connect(real.port), McRaw::connect(port));
     let (mut rcas, mut mcas) = (String::new(), String::new());
     for (i, req) in requests.iter().enumerate() {
@@ -145,6 +152,82 @@ fn too_large_boundary_matches() {
         &format!("append k 0 0 {}\r\n{fits}\r\n", fits.len()),
         "get k\r\n",
     ]);
+}
+
+/// A non-default item size limit: memcached -I 2048 (its slab chunks must
+/// then be at most 1 KB) and --memcache-max-item-size 2048 draw the line at
+/// the same byte, for set, ms, flags and append.
+#[test]
+fn item_size_limit_2048_matches_memcached() {
+    let v = |n: usize| "a".repeat(n);
+    let set = |flags: u32, n: usize| format!("set k{n} {flags} 0 {n}\r\n{}\r\n", v(n));
+    diff_with(
+        &["-I", "2048", "-o", "slab_chunk_max=1024"],
+        &["--memcache-max-item-size", "2048"],
+        &[
+            // 48 + key (5) + 1 + value + 2 + 8 <= 2048: 1984 bytes fit
+            &set(0, 1984),
+            "get k1984\r\n",
+            &set(0, 1985),
+            "get k1985\r\n",
+            // non-zero flags take 4 bytes more
+            &set(1, 1980),
+            &set(1, 1981),
+            "get k1980 k1981\r\n",
+            &format!("ms m1984 1984 T0\r\n{}\r\n", v(1984)),
+            &format!("ms m1985 1985 T0\r\n{}\r\n", v(1985)),
+            "mg m1984 s\r\n",
+            "mg m1985 s\r\n",
+            // append up to the limit (key "ap": 1987 bytes), then past it
+            &format!("set ap 0 0 1000\r\n{}\r\n", v(1000)),
+            &format!("append ap 0 0 987\r\n{}\r\n", v(987)),
+            "mg ap s\r\n",
+            "append ap 0 0 1\r\nb\r\n",
+            "prepend ap 0 0 1\r\nb\r\n",
+            "mg ap s\r\n",
+        ],
+    );
+}
+
+/// At a non-default limit too, a refused item leaves the old value: the
+/// reply is memcached's, and the stored value is kept (memcached drops it).
+#[test]
+fn item_size_limit_2048_keeps_the_old_value() {
+    let (_ours, port) = magpie_mc(&["--memcache-max-item-size", "2048"]);
+    let mut c = McRaw::connect(port);
+    let fits = "f".repeat(1988);
+    let over = "o".repeat(1989);
+    assert_eq!(
+        c.request(format!("set k 0 0 1988\r\n{fits}\r\n").as_bytes()),
+        b"STORED\r\n"
+    );
+    let refused = b"SERVER_ERROR object too large for cache\r\n";
+    assert_eq!(
+        c.request(format!("set k 0 0 1989\r\n{over}\r\n").as_bytes()),
+        refused
+    );
+    assert_eq!(
+        c.request(format!("set k 0 0 1989 noreply\r\n{over}\r\n").as_bytes()),
+        b""
+    );
+    assert_eq!(
+        c.request(format!("ms k 1989\r\n{over}\r\n").as_bytes()),
+        refused
+    );
+    assert_eq!(
+        c.request(format!("set k 1989\r\n{over}\r\n").as_bytes()),
+        refused
+    );
+    assert_eq!(c.request(b"append k 0 0 1\r\nx\r\n"), b"NOT_STORED\r\n");
+    assert_eq!(
+        c.request(b"get k\r\n"),
+        format!("VALUE k 0 1988\r\n{fits}\r\nEND\r\n").as_bytes()
+    );
+    let settings = String::from_utf8(c.request(b"stats settings\r\n")).unwrap();
+    assert!(
+        settings.contains("STAT item_size_max 2048\r\n"),
+        "{settings}"
+    );
 }
 
 /// The "memcached-lite" `set <key> <bytes>` is answered as memcached answers
