@@ -9,7 +9,8 @@
 //! 0       8     cas       (u64, little endian; unique per write)
 //! 8       4     key_len   (u32)
 //! 12      4     value_len (u32)
-//! 16      1     present   (bit set of the optional fields below)
+//! 16      1     present   (bit set of the optional fields below, plus
+//!                           the FETCHED state bit)
 //! 17      8     expire_at (u64 ms since the Unix epoch)   if EXPIRE
 //! ..      4     flags     (u32 client flags, memcached)   if FLAGS
 //! ..      n     key
@@ -17,7 +18,13 @@
 //! ```
 //!
 //! A 15-byte key with a 32-byte value and no TTL or flags takes exactly 64
-//! bytes, one allocator size class. Later features (tags, eviction metadata)
+//! bytes, one allocator size class.
+//!
+//! Bit 4 of `present` (FETCHED) marks a version a memcached retrieval has
+//! read (memcached's `ITEM_FETCHED`, reported by the meta `h` flag). It adds
+//! no field and no byte; every write that makes a new version starts it
+//! cleared, metadata-only changes (expiry, flags) keep it, and it is not
+//! persisted. Later features (tags, eviction metadata)
 //! add further optional fields behind new `present` bits, so keys that do not
 //! use them pay nothing.
 
@@ -27,6 +34,8 @@ use std::ptr::NonNull;
 const HEADER: usize = 17;
 const HAS_EXPIRE: u8 = 1;
 const HAS_FLAGS: u8 = 2;
+/// Not an optional field: set once a memcached retrieval read this version.
+const FETCHED: u8 = 4;
 
 /// Largest key or value an entry can hold (lengths are stored as u32).
 pub const MAX_PART_LEN: usize = u32::MAX as usize;
@@ -140,6 +149,18 @@ impl Entry {
         (if p & HAS_EXPIRE != 0 { 8 } else { 0 }) + (if p & HAS_FLAGS != 0 { 4 } else { 0 })
     }
 
+    /// True once [`Entry::mark_fetched`] was called on this version.
+    pub(crate) fn fetched(&self) -> bool {
+        self.present() & FETCHED != 0
+    }
+
+    /// Records that a retrieval read this version (see the module docs).
+    pub(crate) fn mark_fetched(&mut self) {
+        // SAFETY: byte 16 is part of the header every entry starts with, and
+        // `&mut self` gives exclusive access to the allocation.
+        unsafe { *self.ptr.as_ptr().add(16) |= FETCHED }
+    }
+
     /// Total bytes of the allocation (what the entry costs beyond its table slot).
     pub(crate) fn alloc_size(&self) -> usize {
         HEADER + self.opt_len() + self.key_len() + self.value_len()
@@ -238,6 +259,24 @@ mod tests {
                 assert_eq!(e.meta(), meta);
             }
         }
+    }
+
+    #[test]
+    fn the_fetched_bit_changes_nothing_else() {
+        let meta = Meta {
+            cas: 9,
+            expire_at: Some(1_700_000_000_123),
+            flags: 5,
+        };
+        let mut e = Entry::build(b"key", &[b"value"], meta);
+        let size = e.alloc_size();
+        assert!(!e.fetched());
+        e.mark_fetched();
+        assert!(e.fetched());
+        assert_eq!(
+            (e.key(), e.value(), e.meta(), e.alloc_size()),
+            (&b"key"[..], &b"value"[..], meta, size)
+        );
     }
 
     #[test]

@@ -349,6 +349,17 @@ impl Engine {
             })
     }
 
+    /// Bytes held by the entries and tables of database `db`.
+    pub fn db_memory(&self, db: usize) -> MemoryInfo {
+        let mut m = MemoryInfo::default();
+        for s in self.dbs[db].shards.iter() {
+            let s = s.lock();
+            m.entries += s.bytes();
+            m.tables += s.table_bytes();
+        }
+        m
+    }
+
     /// Bytes held by entries and tables across all databases.
     pub fn memory(&self) -> MemoryInfo {
         let mut m = MemoryInfo::default();
@@ -575,6 +586,30 @@ impl<'a> Txn<'a> {
         found.map(|e| View {
             value: e.value(),
             meta: e.meta(),
+        })
+    }
+
+    /// Like [`Txn::get`], for memcached retrievals: also says whether a
+    /// retrieval already fetched this version of the value (memcached's
+    /// "hit before", the meta `h` flag), and with `mark` records this read
+    /// as one. A write that makes a new version (set, append, incr...)
+    /// clears the mark; expiry and flag changes keep it. The mark is a bit
+    /// of the entry's header (no extra memory) and is not persisted.
+    pub fn fetch(&mut self, key: &[u8], mark: bool) -> Option<(View<'_>, bool)> {
+        let now = self.now;
+        let (hash, shard, engine) = self.shard(key);
+        let (found, expired) = shard.fetch(hash, key, now, mark);
+        if expired {
+            engine.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
+        }
+        found.map(|(e, was)| {
+            (
+                View {
+                    value: e.value(),
+                    meta: e.meta(),
+                },
+                was,
+            )
         })
     }
 

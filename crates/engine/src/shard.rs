@@ -80,6 +80,33 @@ impl Shard {
         (self.table.find(hash, |e| e.key() == key), false)
     }
 
+    /// Like [`Shard::get`], also returning whether the entry had been
+    /// fetched before this call; `mark` records this call as a fetch.
+    pub(crate) fn fetch(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        now: u64,
+        mark: bool,
+    ) -> (Option<(&Entry, bool)>, bool) {
+        let expired = match self.table.find(hash, |e| e.key() == key) {
+            Some(e) => e.is_expired(now),
+            None => return (None, false),
+        };
+        if expired {
+            self.remove(hash, key);
+            return (None, true);
+        }
+        let Some(e) = self.table.find_mut(hash, |e| e.key() == key) else {
+            return (None, false);
+        };
+        let was = e.fetched();
+        if mark && !was {
+            e.mark_fetched();
+        }
+        (Some((&*e, was)), false)
+    }
+
     /// Inserts or replaces the entry for its key; returns the replaced entry.
     pub(crate) fn insert(&mut self, state: &RandomState, hash: u64, entry: Entry) -> Option<Entry> {
         let index_key = entry.expire_at().map(|t| (t, entry.cas(), hash));
@@ -174,7 +201,11 @@ impl Shard {
             return false;
         };
         let new_meta = meta(old.meta());
-        let rebuilt = Entry::build(key, &[old.value()], new_meta);
+        let mut rebuilt = Entry::build(key, &[old.value()], new_meta);
+        if old.fetched() {
+            // the same version with new metadata: still fetched
+            rebuilt.mark_fetched();
+        }
         self.insert(state, hash, rebuilt);
         true
     }

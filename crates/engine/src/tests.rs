@@ -46,6 +46,54 @@ fn cas_changes_on_every_write_but_not_on_touch() {
 }
 
 #[test]
+fn fetched_mark_lives_as_long_as_the_version() {
+    let e = engine();
+    let mut t = e.txn(0, &[b"k"], 1);
+    assert!(t.fetch(b"k", true).is_none());
+    t.set(b"k", &[b"12"], 3, None);
+    // a read without mark reports and leaves the state
+    assert!(!t.fetch(b"k", false).unwrap().1);
+    assert!(!t.fetch(b"k", false).unwrap().1);
+    let (v, was) = t.fetch(b"k", true).unwrap();
+    assert_eq!((v.value, v.meta.flags, was), (&b"12"[..], 3, false));
+    assert!(t.fetch(b"k", true).unwrap().1);
+    assert_eq!(t.get(b"k").unwrap().value, b"12");
+    // metadata changes keep it
+    assert!(t.set_expiry(b"k", Some(1000)));
+    assert!(t.set_flags(b"k", 4));
+    let (v, was) = t.fetch(b"k", false).unwrap();
+    assert_eq!((v.meta.expire_at, v.meta.flags, was), (Some(1000), 4, true));
+    // a new version starts unfetched
+    t.rewrite(b"k", 3, |old, new| {
+        new[..2].copy_from_slice(old);
+    });
+    assert!(!t.fetch(b"k", true).unwrap().1);
+    assert!(t.fetch(b"k", false).unwrap().1);
+    t.set(b"k", &[b"x"], 0, None);
+    assert!(!t.fetch(b"k", false).unwrap().1);
+    // an expired key is a miss, and is collected
+    t.set(b"k", &[b"x"], 0, Some(5));
+    drop(t);
+    let mut t = e.txn(0, &[b"k"], 10);
+    assert!(t.fetch(b"k", true).is_none());
+    drop(t);
+    assert_eq!(e.dbsize(0), 0);
+    assert_eq!(e.stats().expired_keys.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn db_memory_counts_one_database() {
+    let e = engine();
+    e.txn(1, &[b"k"], 1).set(b"k", &[b"v"], 0, None);
+    assert_eq!(e.db_memory(0).entries, 0);
+    // header (17) + key + value
+    assert_eq!(e.db_memory(1).entries, 19);
+    let (m0, m1, all) = (e.db_memory(0), e.db_memory(1), e.memory());
+    assert_eq!(m0.entries + m1.entries, all.entries);
+    assert_eq!(m0.tables + m1.tables, all.tables);
+}
+
+#[test]
 fn expiry_lazy_active_and_past_times() {
     let e = engine();
     e.txn(0, &[b"a"], 0).set(b"a", &[b"1"], 0, Some(10));

@@ -44,8 +44,15 @@ fn normalise(reply: &[u8], last_cas: &mut String) -> String {
 /// Sends every request to both servers and compares the replies. `$cas` in
 /// a request is replaced by the last CAS that server returned.
 fn diff(requests: &[&str]) {
-    let Some(real) = memcached() else { return };
-    let (_ours, port) = magpie_mc(&[]);
+    diff_with(&[], &[], requests)
+}
+
+/// [`diff`] with extra memcached and magpie options.
+fn diff_with(memcached_args: &[&str], magpie_args: &[&str], requests: &[&str]) {
+    let Some(real) = memcached_with(memcached_args) else {
+        return;
+    };
+    let (_ours, port) = magpie_mc(magpie_args);
     let (mut r, mut m) = (McRaw::connect(real.port), McRaw::connect(port));
     let (mut rcas, mut mcas) = (String::new(), String::new());
     for (i, req) in requests.iter().enumerate() {
@@ -145,6 +152,114 @@ fn too_large_boundary_matches() {
         &format!("append k 0 0 {}\r\n{fits}\r\n", fits.len()),
         "get k\r\n",
     ]);
+}
+
+/// A non-default item size limit: memcached -I 2048 (its slab chunks must
+/// then be at most 1 KB) and --memcache-max-item-size 2048 draw the line at
+/// the same byte, for set, ms, flags and append.
+#[test]
+fn item_size_limit_2048_matches_memcached() {
+    let v = |n: usize| "a".repeat(n);
+    let set = |flags: u32, n: usize| format!("set k{n} {flags} 0 {n}\r\n{}\r\n", v(n));
+    diff_with(
+        &["-I", "2048", "-o", "slab_chunk_max=1024"],
+        &["--memcache-max-item-size", "2048"],
+        &[
+            // 48 + key (5) + 1 + value + 2 + 8 <= 2048: 1984 bytes fit
+            &set(0, 1984),
+            "get k1984\r\n",
+            &set(0, 1985),
+            "get k1985\r\n",
+            // non-zero flags take 4 bytes more
+            &set(1, 1980),
+            &set(1, 1981),
+            "get k1980 k1981\r\n",
+            &format!("ms m1984 1984 T0\r\n{}\r\n", v(1984)),
+            &format!("ms m1985 1985 T0\r\n{}\r\n", v(1985)),
+            "mg m1984 s\r\n",
+            "mg m1985 s\r\n",
+            // append up to the limit (key "ap": 1987 bytes), then past it
+            &format!("set ap 0 0 1000\r\n{}\r\n", v(1000)),
+            &format!("append ap 0 0 987\r\n{}\r\n", v(987)),
+            "mg ap s\r\n",
+            "append ap 0 0 1\r\nb\r\n",
+            "prepend ap 0 0 1\r\nb\r\n",
+            "mg ap s\r\n",
+        ],
+    );
+}
+
+/// At a non-default limit too, a refused item leaves the old value: the
+/// reply is memcached's, and the stored value is kept (memcached drops it).
+#[test]
+fn item_size_limit_2048_keeps_the_old_value() {
+    let (_ours, port) = magpie_mc(&["--memcache-max-item-size", "2048"]);
+    let mut c = McRaw::connect(port);
+    let fits = "f".repeat(1988);
+    let over = "o".repeat(1989);
+    assert_eq!(
+        c.request(format!("set k 0 0 1988\r\n{fits}\r\n").as_bytes()),
+        b"STORED\r\n"
+    );
+    let refused = b"SERVER_ERROR object too large for cache\r\n";
+    assert_eq!(
+        c.request(format!("set k 0 0 1989\r\n{over}\r\n").as_bytes()),
+        refused
+    );
+    assert_eq!(
+        c.request(format!("set k 0 0 1989 noreply\r\n{over}\r\n").as_bytes()),
+        b""
+    );
+    assert_eq!(
+        c.request(format!("ms k 1989\r\n{over}\r\n").as_bytes()),
+        refused
+    );
+    assert_eq!(
+        c.request(format!("set k 1989\r\n{over}\r\n").as_bytes()),
+        refused
+    );
+    assert_eq!(c.request(b"append k 0 0 1\r\nx\r\n"), b"NOT_STORED\r\n");
+    assert_eq!(
+        c.request(b"get k\r\n"),
+        format!("VALUE k 0 1988\r\n{fits}\r\nEND\r\n").as_bytes()
+    );
+    let settings = String::from_utf8(c.request(b"stats settings\r\n")).unwrap();
+    assert!(
+        settings.contains("STAT item_size_max 2048\r\n"),
+        "{settings}"
+    );
+}
+
+/// The "memcached-lite" `set <key> <bytes>` is answered as memcached answers
+/// the full `set <key> 0 0 <bytes>` (stored, key checks, size limit, bad
+/// data chunk); memcached itself answers ERROR to the short form.
+#[test]
+fn lite_set_answers_as_memcached_answers_the_full_form() {
+    let Some(real) = memcached() else { return };
+    let (_ours, port) = magpie_mc(&[]);
+    let (mut r, mut m) = (McRaw::connect(real.port), McRaw::connect(port));
+    let big = "b".repeat(2_000_000);
+    for (key, value) in [
+        ("k".to_string(), "hello".to_string()),
+        ("k".repeat(60), "v".to_string()),
+        ("k".repeat(250), String::new()),
+        ("k".repeat(251), "x".to_string()),
+        ("big".to_string(), big),
+    ] {
+        let n = value.len();
+        let full = format!("set {key} 0 0 {n}\r\n{value}\r\nmg {key} v f t\r\n");
+        let lite = format!("set {key} {n}\r\n{value}\r\nmg {key} v f t\r\n");
+        let want = r.request(full.as_bytes());
+        assert_eq!(
+            String::from_utf8_lossy(&m.request(lite.as_bytes())),
+            String::from_utf8_lossy(&want),
+            "key of {} bytes",
+            key.len()
+        );
+    }
+    // a wrong length: the block is consumed as for set, then the reply
+    let want = r.request(b"set k 0 0 2\r\nabc\r\nget k\r\n");
+    assert_eq!(m.request(b"set k 2\r\nabc\r\nget k\r\n"), want);
 }
 
 /// Deliberately unlike memcached (which drops the old value): a rejected
@@ -407,6 +522,104 @@ fn meta_delete_arith_and_stale_wins() {
     ]);
 }
 
+/// Meta `h` (hit before): which commands count as a fetch (get, gets, gat,
+/// bget, touch, mg unless `u`, a vivifying mg), which make a new, unfetched
+/// item (set, ms, append, prepend, incr, ma), and which keep the state
+/// (md I, mg T, me); ms md ma accept and ignore `h` and `l`.
+#[test]
+fn meta_hit_before_flag() {
+    diff(&[
+        "set a 0 0 1\r\n1\r\n",
+        "mg a h u\r\n",
+        "mg a h\r\n",
+        "mg a h\r\n",
+        "mg a v h k s O1\r\n",
+        "mg a h u q\r\n",
+        "mg a v q h\r\n",
+        "set a 0 0 1\r\n1\r\n",
+        "mg a h u\r\n",
+        "get a\r\n",
+        "mg a h u\r\n",
+        "incr a 1\r\n",
+        "mg a h u\r\n",
+        "get a\r\n",
+        "incr a 100\r\n",
+        "mg a h u\r\n",
+        "mg a h\r\n",
+        "decr a 1\r\n",
+        "mg a h u\r\n",
+        "ma a MD D200\r\n",
+        "mg a h u v\r\n",
+        "set b 0 0 1\r\nx\r\n",
+        "gets b\r\n",
+        "append b 0 0 1\r\ny\r\n",
+        "mg b h u\r\n",
+        "bget b\r\n",
+        "mg b h u\r\n",
+        "prepend b 0 0 0\r\n\r\n",
+        "mg b h u\r\n",
+        "set c 0 0 1\r\nx\r\n",
+        "touch c 100\r\n",
+        "mg c h u\r\n",
+        "set c 0 0 1\r\nx\r\n",
+        "gat 100 c\r\n",
+        "mg c h u\r\n",
+        "set c 0 0 1\r\nx\r\n",
+        "gats 100 c nope\r\n",
+        "mg c h u\r\n",
+        "set c 0 0 1\r\nx\r\n",
+        "mg c T30 u\r\n",
+        "mg c h u t\r\n",
+        "mg c T30\r\n",
+        "mg c h u t\r\n",
+        "mg d N30 h\r\n",
+        "mg d h u\r\n",
+        "ms e 1\r\nx\r\n",
+        "mg e v\r\n",
+        "md e I\r\n",
+        "mg e h u\r\n",
+        "mg e h\r\n",
+        "ms e 1\r\ny\r\n",
+        "mg e h\r\n",
+        "ma g N0\r\n",
+        "mg g h u\r\n",
+        "mg g\r\n",
+        "ma g\r\n",
+        "mg g h\r\n",
+        "ms hk 1 h\r\nx\r\n",
+        "ms hk 1 l\r\nx\r\n",
+        "md hk h\r\n",
+        "ms hk 1\r\nx\r\n",
+        "md hk l q\r\n",
+        "ma hn N0 h\r\n",
+        "ma hn l v\r\n",
+        "mg hn h h\r\n",
+        "mg hn hx\r\n",
+        "mg nope h k\r\n",
+        "mg nope h k q\r\n",
+        "mg hn h Tx\r\n",
+    ]);
+}
+
+/// `E` (set an explicit CAS) is not in memcached 1.6.18: both refuse it
+/// the same way on every meta command (and ms skips its data block).
+#[test]
+fn meta_explicit_cas_flag_is_refused_as_memcached_1_6_18_refuses_it() {
+    diff(&[
+        "ms ek 2 E5\r\nhi\r\n",
+        "mg ek v\r\n",
+        "ms ek 2 T0 E5 c\r\nhi\r\n",
+        "ms ek 2\r\nhi\r\n",
+        "mg ek E5 v\r\n",
+        "md ek E5\r\n",
+        "md ek I E5\r\n",
+        "ma ek E5\r\n",
+        "ma nc N0 E5\r\n",
+        "mg ek v\r\n",
+        "mg nc v\r\n",
+    ]);
+}
+
 /// Connection-level behaviour: quit, over-long lines, split writes, stats.
 #[test]
 fn connection_behaviour_matches() {
@@ -525,7 +738,16 @@ fn meta_debug_line() {
     c.request(b"ms cnt 2 T30\r\n10\r\n");
     let line = String::from_utf8(c.request(b"me cnt\r\n")).unwrap();
     assert!(line.starts_with("ME cnt exp=-30 cas="), "{line}");
-    assert!(line.ends_with(" size=64\r\n"), "{line}");
+    assert!(line.ends_with(" fetch=no size=64\r\n"), "{line}");
     assert_eq!(c.request(b"me nope\r\n"), b"EN\r\n");
-    assert_eq!(c.request(b"mg cnt h\r\n"), b"CLIENT_ERROR invalid flag\r\n");
+    // me is not a fetch; mg is
+    assert_eq!(c.request(b"mg cnt h\r\n"), b"HD h0\r\n");
+    let line = String::from_utf8(c.request(b"me cnt\r\n")).unwrap();
+    assert!(line.ends_with(" fetch=yes size=64\r\n"), "{line}");
+    // no last-access time is kept: mg refuses l rather than invent one
+    assert_eq!(
+        c.request(b"mg cnt h l\r\nmg cnt l v\r\n"),
+        b"CLIENT_ERROR invalid flag\r\nCLIENT_ERROR invalid flag\r\n"
+    );
+    assert_eq!(c.request(b"mg cnt h\r\n"), b"HD h1\r\n");
 }

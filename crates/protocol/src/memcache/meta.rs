@@ -70,6 +70,13 @@ pub struct MetaFlags<'a> {
     pub initial: u64,
     /// `I`: invalidate (md marks stale; ms may store over a newer CAS as stale).
     pub invalidate: bool,
+    /// `h`: mg reports whether the item was fetched before (ms md ma
+    /// accept and ignore it, as memcached does).
+    pub hit: bool,
+    /// `l`: seconds since the last access. Parsed so that ms md ma accept
+    /// and ignore it as memcached does; mg refuses it (the engine keeps no
+    /// access time; see docs/memcached.md).
+    pub last_access: bool,
 }
 
 impl<'a> MetaFlags<'a> {
@@ -161,9 +168,10 @@ pub fn parse_flags<'a>(
                 None => err = Some("CLIENT_ERROR invalid numeric delta value"),
             },
             b'I' => f.invalidate = true,
-            // `h` (hit before) and `l` (last access) need per-item access
-            // tracking that magpie's engine does not keep: refused rather
-            // than answered with made-up values
+            b'h' => f.hit = true,
+            b'l' => f.last_access = true,
+            // includes `E` (explicit new CAS), which memcached 1.6.18 does
+            // not know either: it answers the same
             _ => return Err("CLIENT_ERROR invalid flag"),
         }
     }
@@ -295,6 +303,15 @@ mod tests {
             parse_flags(b"b", b"Zm9").unwrap_err(),
             "CLIENT_ERROR error decoding key"
         );
+        // E (explicit CAS) is unknown to memcached 1.6.18 as well
+        assert_eq!(
+            parse_flags(b"v E5", b"k").unwrap_err(),
+            "CLIENT_ERROR invalid flag"
+        );
+        let (f, _) = parse_flags(b"h l", b"k").unwrap();
+        assert!(f.hit && f.last_access && !f.value);
+        let (f, _) = parse_flags(b"hx", b"k").unwrap();
+        assert!(f.hit && !f.last_access);
         let (f, k) = parse_flags(b"v T30 b k O1", b"Zm9v").unwrap();
         assert!(f.value && f.base64);
         assert_eq!(f.ttl, Some(30));

@@ -297,6 +297,13 @@ impl<'a> Tokens<'a> {
     }
 }
 
+/// The data length of a "memcached-lite" `set <key> <bytes>` line: a
+/// number memcached would accept as `<bytes>`. Any other third token leaves
+/// the line to memcached's rules (a 3-token `set` is then `ERROR`).
+fn lite_length(tok: &[u8]) -> Option<i32> {
+    strtol32(tok).filter(|v| (0..=i32::MAX - 2).contains(v))
+}
+
 fn error(line: &'static str) -> Request<'static> {
     Request::Error {
         line,
@@ -408,6 +415,11 @@ impl Parser {
                     b"prepend" => StoreOp::Prepend,
                     _ => StoreOp::Cas,
                 };
+                if op == StoreOp::Set && nt == 4 && lite_length(t.get(2)).is_some() {
+                    // magpie's one extension of the grammar (memcached
+                    // answers ERROR here): the "memcached-lite" short form
+                    return self.storage(t, op, true, buf, consumed);
+                }
                 let is_cas = op == StoreOp::Cas;
                 let ok = if is_cas {
                     nt == 7 || nt == 8
@@ -417,7 +429,7 @@ impl Parser {
                 if let Some(e) = want(ok) {
                     return e;
                 }
-                self.storage(t, op, buf, consumed)
+                self.storage(t, op, false, buf, consumed)
             }
             b"incr" | b"decr" => {
                 if let Some(e) = want(nt == 4 || nt == 5) {
@@ -536,22 +548,29 @@ impl Parser {
         }
     }
 
+    /// A storage command line: `<cmd> <key> <flags> <exptime> <bytes>
+    /// [<cas>] [noreply]`, or with `lite` the short `set <key> <bytes>`
+    /// (flags 0, no expiry, no noreply).
     fn storage<'a>(
         &mut self,
         t: &Tokens<'a>,
         op: StoreOp,
+        lite: bool,
         buf: &'a [u8],
         consumed: usize,
     ) -> Parsed<'a> {
-        let noreply = t.noreply();
+        let noreply = !lite && t.noreply();
         let fail = |line| Parsed::Request(Request::Error { line, noreply }, consumed);
         let key = t.get(1);
         if key.len() > KEY_MAX_LENGTH {
             return fail("CLIENT_ERROR bad command line format");
         }
-        let (Some(flags), Some(exptime), Some(vlen)) =
+        let numbers = if lite {
+            (Some(0), Some(0), strtol32(t.get(2)))
+        } else {
             (strtoul32(t.get(2)), strtol32(t.get(3)), strtol32(t.get(4)))
-        else {
+        };
+        let (Some(flags), Some(exptime), Some(vlen)) = numbers else {
             return fail("CLIENT_ERROR bad command line format");
         };
         let mut cas = 0;
@@ -654,6 +673,12 @@ impl Parser {
                 };
                 if which == b'a' && !matches!(flags.mode, None | Some(b'I' | b'+' | b'D' | b'-')) {
                     return req(error("CLIENT_ERROR invalid mode for ma M token"));
+                }
+                if which == b'g' && flags.last_access {
+                    // memcached answers l<seconds since last access>; the
+                    // engine keeps no access time, so mg refuses `l` (as
+                    // it refused any unknown flag) instead of inventing one
+                    return req(error("CLIENT_ERROR invalid flag"));
                 }
                 req(match which {
                     b'g' => Request::MetaGet { key, flags },

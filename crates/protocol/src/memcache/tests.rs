@@ -141,3 +141,119 @@ fn invariants_hold_on_samples() {
         check_memcache_parser_invariants(s);
     }
 }
+
+#[test]
+fn lite_set_is_set_with_flags_0_and_no_expiry() {
+    let buf = b"set k 5\r\nhello\r\nget k\r\n";
+    let (r, n) = one(buf);
+    assert_eq!(n, 16);
+    assert_eq!(
+        r,
+        Request::Store {
+            op: StoreOp::Set,
+            key: b"k",
+            flags: 0,
+            exptime: 0,
+            cas: 0,
+            data: b"hello",
+            noreply: false,
+        }
+    );
+    assert_eq!(one(b"set k 0\r\n\r\n").1, 11);
+    let mut p = Parser::new(Limits::default());
+    assert_eq!(p.parse(b"set k 5\r\nhel"), Parsed::Incomplete);
+    // the data block is checked like any set's
+    assert_eq!(err(b"set k 2\r\nabc\r\n"), "CLIENT_ERROR bad data chunk");
+    assert_eq!(one(b"set k 2\r\nabc\r\n").1, 9 + 4);
+}
+
+#[test]
+fn only_exactly_set_key_bytes_is_the_lite_form() {
+    // memcached's answers for every other short storage line are kept
+    for line in [
+        &b"set k 5 noreply\r\n"[..],
+        b"set k noreply\r\n",
+        b"set k abc\r\n",
+        b"set k -1\r\n",
+        b"set k 2147483646\r\n",
+        b"set k 0 0\r\n",
+        b"set k\r\n",
+        b"add k 5\r\n",
+        b"replace k 5\r\n",
+        b"append k 5\r\n",
+        b"prepend k 5\r\n",
+        b"cas k 5\r\n",
+        b"cas k 0 0 5\r\n",
+    ] {
+        let (r, n) = one(line);
+        assert_eq!(
+            (r, n),
+            (
+                Request::Error {
+                    line: "ERROR",
+                    noreply: false
+                },
+                line.len()
+            ),
+            "{:?}",
+            String::from_utf8_lossy(line)
+        );
+    }
+    // the largest length memcached accepts
+    let mut p = Parser::new(Limits::default());
+    assert!(matches!(
+        p.parse(b"set k 2147483645\r\n"),
+        Parsed::Request(Request::TooLarge { .. }, 18)
+    ));
+}
+
+#[test]
+fn lite_set_validates_key_and_size_like_set() {
+    let ok = format!("set {} 1\r\nx\r\n", "k".repeat(250));
+    assert!(matches!(one(ok.as_bytes()).0, Request::Store { .. }));
+    let long = format!("set {} 1\r\nx\r\n", "k".repeat(251));
+    let (r, n) = one(long.as_bytes());
+    assert_eq!(
+        r,
+        Request::Error {
+            line: "CLIENT_ERROR bad command line format",
+            noreply: false
+        }
+    );
+    // as for a long key in a full set line, the data line is left unread
+    assert_eq!(n, "set ".len() + 251 + " 1\r\n".len());
+    let mut p = Parser::new(Limits {
+        max_item_size: 100,
+        ..Limits::default()
+    });
+    assert!(matches!(
+        p.parse(b"set k 200\r\n"),
+        Parsed::Request(
+            Request::TooLarge {
+                op: StoreOp::Set,
+                noreply: false,
+                ..
+            },
+            11
+        )
+    ));
+    assert_eq!(p.parse(&[b'x'; 202]), Parsed::Skipped(202));
+}
+
+#[test]
+fn meta_h_and_l() {
+    match one(b"mg k h v\r\n").0 {
+        Request::MetaGet { flags, .. } => assert!(flags.hit && flags.value),
+        other => panic!("{other:?}"),
+    }
+    // mg cannot answer l (no access time is kept); ms md ma ignore both,
+    // as memcached does
+    assert_eq!(err(b"mg k h l\r\n"), "CLIENT_ERROR invalid flag");
+    assert_eq!(err(b"mg k l l\r\n"), "CLIENT_ERROR duplicate flag");
+    assert!(matches!(one(b"md k h l\r\n").0, Request::MetaDelete { .. }));
+    assert!(matches!(one(b"ma k l\r\n").0, Request::MetaArith { .. }));
+    assert!(matches!(
+        one(b"ms k 1 h l\r\nx\r\n"),
+        (Request::MetaSet { .. }, 15)
+    ));
+}

@@ -32,10 +32,11 @@ pub enum Delta {
 
 /// memcached's `do_add_delta`: incr wraps at 2^64, decr stops at 0. A
 /// result no longer than the old value is written over it padded with
-/// spaces (as memcached does in place); a longer one replaces it. Flags and
-/// expiry are kept.
+/// spaces (as memcached does in place, so the item stays "fetched" for the
+/// meta `h` flag); a longer one replaces it (a new, unfetched item). Flags
+/// and expiry are kept.
 pub fn add_delta(txn: &mut Txn<'_>, key: &[u8], incr: bool, delta: u64, cas: u64) -> Delta {
-    let Some(v) = txn.get(key) else {
+    let Some((v, fetched)) = txn.fetch(key, false) else {
         return Delta::NotFound;
     };
     if cas != 0 && v.meta.cas != cas {
@@ -51,6 +52,7 @@ pub fn add_delta(txn: &mut Txn<'_>, key: &[u8], incr: bool, delta: u64, cas: u64
     };
     let mut buf = itoa::Buffer::new();
     let digits = buf.format(new).as_bytes();
+    let in_place = digits.len() <= v.value.len();
     let len = v.value.len().max(digits.len());
     let cas = txn
         .rewrite(key, len, |_, dst| {
@@ -58,6 +60,9 @@ pub fn add_delta(txn: &mut Txn<'_>, key: &[u8], incr: bool, delta: u64, cas: u64
             dst[digits.len()..].fill(b' ');
         })
         .unwrap_or(0);
+    if in_place && fetched {
+        txn.fetch(key, true);
+    }
     Delta::Done(new, cas)
 }
 

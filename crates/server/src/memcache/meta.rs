@@ -67,12 +67,17 @@ pub fn mg(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>) {
             flags: 0,
         });
     }
+    // a hit counts as a fetch unless `u` (memcached's delayed LRU bump,
+    // which `h` reports as it was before this request); a vivified item is
+    // marked once the reply is built
     let hit = match created {
-        Some(m) => Some((m, &[][..])),
-        None => txn.get(k).map(|v| (v.meta, v.value)),
+        Some(m) => Some((m, &[][..], false)),
+        None => txn
+            .fetch(k, !f.no_update)
+            .map(|(v, was)| (v.meta, v.value, was)),
     };
     let out = &mut *ctx.out;
-    let Some((meta, value)) = hit else {
+    let Some((meta, value, fetched_before)) = hit else {
         drop(txn);
         if f.ttl.is_some() {
             McCounters::bump(&c.cmd_touch);
@@ -117,6 +122,7 @@ pub fn mg(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>) {
             b't' => encode::flag_num(out, b't', ttl_left(exp, now)),
             b'c' => encode::flag_num(out, b'c', meta.cas),
             b'f' => encode::flag_num(out, b'f', meta.flags),
+            b'h' => encode::flag_num(out, b'h', u8::from(fetched_before)),
             b'O' => {
                 out.push(b' ');
                 out.extend_from_slice(tok);
@@ -139,6 +145,9 @@ pub fn mg(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>) {
     if f.value {
         out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
+    }
+    if created.is_some() && !f.no_update {
+        txn.fetch(k, true);
     }
     if ttl_set {
         txn.set_expiry(k, exp);
@@ -359,14 +368,15 @@ fn miss_reply(out: &mut Vec<u8>, code: &str, key: &Key<'_>, f: &MetaFlags<'_>) {
 }
 
 /// me <key>: memcached's debug line. magpie reports what its engine keeps
-/// (TTL in memcached's "exp" form, CAS, and the size memcached would use);
-/// memcached's la/fetch/cls describe its LRU and slabs, which magpie lacks.
+/// (TTL in memcached's "exp" form, CAS, whether it was fetched, and the size
+/// memcached would use); memcached's la and cls describe its LRU and slabs,
+/// which magpie lacks. Like memcached's, it does not count as a fetch.
 pub fn me(ctx: &mut McCtx<'_>, key: Key<'_>) {
     McCounters::bump(&ctx.mc.counters.cmd_meta);
     let k = key.bytes();
     let now = ctx.now;
     let mut txn = ctx.shared.engine.txn(DB, &[k], now);
-    let Some(v) = txn.get(k) else {
+    let Some((v, fetched)) = txn.fetch(k, false) else {
         drop(txn);
         ctx.reply("EN", false);
         return;
@@ -387,6 +397,7 @@ pub fn me(ctx: &mut McCtx<'_>, key: Key<'_>) {
     encode::num(out, exp);
     out.extend_from_slice(b" cas=");
     encode::num(out, v.meta.cas);
+    out.extend_from_slice(if fetched { b" fetch=yes" } else { b" fetch=no" });
     out.extend_from_slice(b" size=");
     encode::num(out, item_total_size(k.len(), v.meta.flags, v.value.len()));
     out.extend_from_slice(b"\r\n");

@@ -1,11 +1,14 @@
 //! flush_all, stats, version, verbosity.
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use magpie_protocol::memcache::{encode, Exptime, Words, PROTOCOL_VERSION};
 
 use super::{McCounters, McCtx, DB};
+use crate::shared::{ClientInfo, Shared};
 
 /// flush_all [delay]: drops every item of database 0 now, or at the time
 /// the delay names (relative seconds or absolute Unix time, as memcached
@@ -69,9 +72,10 @@ fn rusage() -> (f64, f64) {
     (get(11), get(12))
 }
 
-/// stats, stats settings, stats reset. Other groups (items, slabs, sizes,
-/// conns) describe memcached's slab allocator, which magpie does not have:
-/// they answer ERROR as memcached does for an unknown group.
+/// stats, stats settings, stats reset, and the groups monitoring tools
+/// read: items, slabs, sizes, conns. magpie has no slab allocator, so those
+/// report what it does have (see [`stats_items`] and the others) in
+/// memcached's format; an unknown group answers ERROR, as in memcached.
 pub fn stats(ctx: &mut McCtx<'_>, args: Words<'_>) {
     let mut words = args.iter();
     let sub = words.next();
@@ -143,6 +147,12 @@ pub fn stats(ctx: &mut McCtx<'_>, args: Words<'_>) {
             stat(out, "flush_enabled", "yes");
             stat(out, "evictions", "off");
         }
+        Some(b"items") => stats_items(shared, out),
+        Some(b"slabs") => stats_slabs(shared, out),
+        // memcached's default (its size histogram is off unless enabled);
+        // magpie keeps no histogram
+        Some(b"sizes") => stat(out, "sizes_status", "disabled"),
+        Some(b"conns") => stats_conns(shared, out),
         Some(b"reset") => {
             reset(c);
             encode::line(out, b"RESET");
@@ -158,6 +168,65 @@ pub fn stats(ctx: &mut McCtx<'_>, args: Words<'_>) {
         }
     }
     encode::line(out, b"END");
+}
+
+/// `stats items`: the whole of database 0 as one "slab class" 1, with the
+/// figures that hold without slabs or an LRU: the item count (expired items
+/// count until collected, as in memcached), the bytes of their entries, and
+/// zero evictions (magpie never evicts). Nothing when there are no items,
+/// as memcached prints nothing for an empty cache.
+fn stats_items(shared: &Shared, out: &mut Vec<u8>) {
+    let number = shared.engine.dbsize(DB);
+    if number == 0 {
+        return;
+    }
+    stat(out, "items:1:number", number);
+    stat(
+        out,
+        "items:1:mem_requested",
+        shared.engine.db_memory(DB).entries,
+    );
+    for field in ["evicted", "evicted_nonzero", "evicted_time", "outofmemory"] {
+        stat(out, &format!("items:1:{field}"), 0);
+    }
+}
+
+/// `stats slabs`: no slab classes, and the memory database 0 holds (its
+/// entries and hash tables) as `total_malloced`.
+fn stats_slabs(shared: &Shared, out: &mut Vec<u8>) {
+    let m = shared.engine.db_memory(DB);
+    stat(out, "active_slabs", 0);
+    stat(out, "total_malloced", m.entries + m.tables);
+}
+
+/// `stats conns`: one group per memcached client, named by its socket
+/// descriptor as memcached names them: peer address, listening address and
+/// seconds since its last request batch. memcached's `state` line is left
+/// out (magpie does not track it), and so are the listening sockets.
+fn stats_conns(shared: &Shared, out: &mut Vec<u8>) {
+    let port = shared.config.memcache_port;
+    let mut conns: Vec<Arc<ClientInfo>> = shared
+        .clients
+        .lock()
+        .values()
+        .filter(|c| c.laddr.port() == port)
+        .cloned()
+        .collect();
+    conns.sort_by_key(|c| c.fd);
+    let tcp = |a: &SocketAddr| match a {
+        SocketAddr::V4(_) => format!("tcp:{a}"),
+        SocketAddr::V6(_) => format!("tcp6:{a}"),
+    };
+    for c in conns {
+        let last = c.state.lock().last_active.unwrap_or(c.created);
+        stat(out, &format!("{}:addr", c.fd), tcp(&c.addr));
+        stat(out, &format!("{}:listen_addr", c.fd), tcp(&c.laddr));
+        stat(
+            out,
+            &format!("{}:secs_since_last_cmd", c.fd),
+            last.elapsed().as_secs(),
+        );
+    }
 }
 
 fn num_cpus() -> usize {

@@ -11,8 +11,9 @@ pub fn get(ctx: &mut McCtx<'_>, with_cas: bool, touch: Option<i32>, keys: Words<
     let new_exp = touch.map(|t| Exptime::decode(t, ctx.now).as_expire_at());
     for key in keys.iter() {
         let mut txn = engine.txn(DB, &[key], ctx.now);
-        let hit = match txn.get(key) {
-            Some(v) => {
+        // every retrieval counts as a fetch (the meta `h` flag)
+        let hit = match txn.fetch(key, true) {
+            Some((v, _)) => {
                 let cas = with_cas.then_some(v.meta.cas);
                 encode::value(ctx.out, key, v.meta.flags, v.value, cas);
                 true
@@ -35,16 +36,14 @@ pub fn get(ctx: &mut McCtx<'_>, with_cas: bool, touch: Option<i32>, keys: Words<
     encode::line(ctx.out, b"END");
 }
 
-/// touch <key> <exptime>
+/// touch <key> <exptime> (a fetch, for the meta `h` flag, as in memcached)
 pub fn touch(ctx: &mut McCtx<'_>, key: &[u8], exptime: i32, noreply: bool) {
     let c = &ctx.mc.counters;
     McCounters::bump(&c.cmd_touch);
     let exp = Exptime::decode(exptime, ctx.now).as_expire_at();
-    let found = ctx
-        .shared
-        .engine
-        .txn(DB, &[key], ctx.now)
-        .set_expiry(key, exp);
+    let mut txn = ctx.shared.engine.txn(DB, &[key], ctx.now);
+    let found = txn.fetch(key, true).is_some() && txn.set_expiry(key, exp);
+    drop(txn);
     McCounters::bump(if found {
         &c.touch_hits
     } else {

@@ -443,6 +443,11 @@ fn in_ci() -> bool {
 /// only. In CI a missing memcached is a failure; elsewhere the caller skips
 /// loudly.
 pub fn memcached() -> Option<Server> {
+    memcached_with(&[])
+}
+
+/// [`memcached`] with extra command-line options (e.g. `-I 2048`).
+pub fn memcached_with(extra: &[&str]) -> Option<Server> {
     let found = Command::new("memcached")
         .arg("-V")
         .stdout(Stdio::null())
@@ -478,6 +483,7 @@ pub fn memcached() -> Option<Server> {
         if as_root {
             cmd.args(["-u", "root"]);
         }
+        cmd.args(extra);
         cmd
     }))
 }
