@@ -6,7 +6,8 @@
 #
 # Needs python3 with venv and access to PyPI. Installs Schemathesis into a
 # throw-away virtualenv under target/, builds magpie, starts it on free
-# loopback ports and stops it on exit. Not part of scripts/test.sh.
+# loopback ports and stops it on exit. Not part of scripts/test.sh; .ci/run
+# runs it after the tests.
 #
 #   scripts/schemathesis.sh                 # 30 examples per operation
 #   MAX_EXAMPLES=200 scripts/schemathesis.sh
