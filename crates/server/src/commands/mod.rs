@@ -14,6 +14,7 @@ use magpie_protocol::resp::{Args, Framing, Proto, ReplyWriter};
 use crate::session::Session;
 use crate::shared::Shared;
 
+pub mod command_docs;
 pub mod connection;
 pub mod expire;
 pub mod keys;
