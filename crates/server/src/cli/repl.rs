@@ -97,6 +97,13 @@ impl Docs {
     /// carry `arguments` (Redis's form) or a ready `syntax` string.
     pub fn from_command_docs(reply: &Reply) -> Docs {
         let mut commands = BTreeMap::new();
+        Self::add_entries(reply, &mut commands);
+        Docs { commands }
+    }
+
+    /// Adds a `name -> doc` map's entries, and their `subcommands` (named
+    /// `parent|sub`, as Redis names them).
+    fn add_entries(reply: &Reply, commands: &mut BTreeMap<String, (String, String)>) {
         for (name, doc) in pairs(reply) {
             let Some(name) = text(name) else { continue };
             let summary = field(doc, "summary").and_then(text).unwrap_or_default();
@@ -109,8 +116,10 @@ impl Docs {
                     .join(" "),
             };
             commands.insert(name.to_ascii_lowercase(), (summary, synopsis));
+            if let Some(subs) = field(doc, "subcommands") {
+                Self::add_entries(subs, commands);
+            }
         }
-        Docs { commands }
     }
 
     /// Reads plain `COMMAND` output: names only, for completion.
@@ -143,11 +152,19 @@ impl Docs {
     pub fn hint(&self, line: &str) -> Option<String> {
         let words = split_args(line)?;
         let name = String::from_utf8_lossy(words.first()?).to_ascii_lowercase();
-        let (_, synopsis) = self.commands.get(&name)?;
+        // a container's subcommand (`CLIENT SETNAME`) has its own entry
+        let sub = words.get(1).and_then(|s| {
+            let full = format!("{name}|{}", String::from_utf8_lossy(s).to_ascii_lowercase());
+            self.commands.get(&full)
+        });
+        let (name_words, (_, synopsis)) = match sub {
+            Some(doc) => (2, doc),
+            None => (1, self.commands.get(&name)?),
+        };
         if synopsis.is_empty() {
             return None;
         }
-        let typed = words.len() - 1;
+        let typed = words.len() - name_words;
         if !line.ends_with(' ') && typed > 0 {
             return None;
         }
@@ -169,7 +186,7 @@ impl Docs {
             .is_some_and(|c| c.is_ascii_uppercase());
         self.commands
             .keys()
-            .filter(|n| n.starts_with(&lower))
+            .filter(|n| n.starts_with(&lower) && !n.contains('|'))
             .map(|n| {
                 if upper {
                     n.to_ascii_uppercase()
