@@ -81,6 +81,6 @@ taskset -c 1 memcached -l 127.0.0.1 -p "$MCP" -U 0 -t 2 -m 1024 -u root >/dev/nu
 PIDS+=($!)
 wait_port "$MP" && wait_port "$MCP" && wait_port "$MM"
 taskset -c 0 "$MB" bench -t 1 -c 50 --pipeline 16 -d 32 --ratio 1:1 --key-maximum 99999 \
-    --compare "127.0.0.1:$MP:redis,127.0.0.1:$RP:redis,127.0.0.1:$MM:memcache_text,127.0.0.1:$MCP:memcache_text" \
+    --compare "magpie-resp=127.0.0.1:$MP:redis,redis-server=127.0.0.1:$RP:redis,magpie-memcache=127.0.0.1:$MM:memcache_text,memcached=127.0.0.1:$MCP:memcache_text" \
     --compare-rounds "$REPS" --test-time "$SECS" --hide-progress \
     --report-out "$ROOT/docs/bench-compare-example.html"

@@ -41,18 +41,52 @@ fn json(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-/// `INFO stats` fields, or None when the server has no INFO.
-fn info_stats(c: &mut RawClient) -> Option<HashMap<String, u64>> {
+/// The numeric `INFO stats` fields.
+fn info_stats(c: &mut RawClient) -> HashMap<String, u64> {
     let r = c.cmd_str(&["INFO", "stats"]);
-    if !r.starts_with('$') {
-        return None;
+    assert!(r.starts_with('$'), "INFO stats: {r}");
+    r.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter_map(|(k, v)| Some((k.to_string(), v.trim().parse().ok()?)))
+        .collect()
+}
+
+/// A memcached `stats` reply as name -> value.
+fn mc_stats(port: u16) -> HashMap<String, String> {
+    let conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect for stats");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut w = conn.try_clone().unwrap();
+    w.write_all(b"stats\r\n").unwrap();
+    let mut r = BufReader::new(conn);
+    let mut m = HashMap::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if line.starts_with("END") || line.is_empty() {
+            break;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if let ["STAT", k, v] = f[..] {
+            m.insert(k.to_string(), v.to_string());
+        }
     }
-    Some(
-        r.lines()
-            .filter_map(|l| l.split_once(':'))
-            .filter_map(|(k, v)| Some((k.to_string(), v.trim().parse().ok()?)))
-            .collect(),
-    )
+    m
+}
+
+/// `magpie bench --json`: stdout must be exactly one JSON document.
+fn stdout_json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    })
+}
+
+fn f64_at(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
 #[test]
@@ -102,32 +136,21 @@ fn redis_counts_match_the_server() {
     assert_eq!(all["Gets"]["Misses"].as_u64(), Some(0));
     assert_eq!(all["Totals"]["Errors"].as_u64(), Some(0));
 
-    if let (Some(b), Some(a)) = (before, info_stats(&mut c)) {
-        if let (Some(x), Some(y)) = (
-            b.get("total_commands_processed"),
-            a.get("total_commands_processed"),
-        ) {
-            // +1: the first INFO counts once it has run
-            assert_eq!(y - x, sets + gets + 1);
-        }
-        if let (Some(x), Some(y)) = (b.get("keyspace_hits"), a.get("keyspace_hits")) {
-            assert_eq!(y - x, 200);
-        }
-    }
+    let after = info_stats(&mut c);
+    let delta = |f: &str| {
+        let (x, y) = (before.get(f), after.get(f));
+        let (Some(x), Some(y)) = (x, y) else {
+            panic!("INFO stats lacks {f}: {after:?}");
+        };
+        y - x
+    };
+    // +1: the first INFO counts once it has run
+    assert_eq!(delta("total_commands_processed"), sets + gets + 1);
+    assert_eq!(delta("keyspace_hits"), 200);
+    assert_eq!(delta("keyspace_misses"), 0);
     // the server's own view of what was written: P:P gives the two
     // connections keys 1..=200 and 201..=400, and each SET a new key
-    let dbsize = c.cmd_str(&["DBSIZE"]);
-    let stored = if let Some(n) = dbsize.strip_prefix(':') {
-        n.trim().parse::<u64>().unwrap()
-    } else {
-        (1..=400)
-            .filter(|i| {
-                !c.cmd_str(&["GET", &format!("memtier-{i}")])
-                    .starts_with("$-1")
-            })
-            .count() as u64
-    };
-    assert_eq!(stored, sets);
+    assert_eq!(c.cmd_str(&["DBSIZE"]), format!(":{sets}\r\n"));
     assert_eq!(
         c.cmd_str(&["GET", "memtier-100"]).len(),
         "$32\r\n\r\n".len() + 32
@@ -142,7 +165,6 @@ fn memcache_counts_match_memcached_stats() {
         return;
     };
     let port = mc.port;
-    let conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to memcached");
     let out = tmp("mc.json");
     let o = bench(&[
         "-p",
@@ -167,24 +189,7 @@ fn memcache_counts_match_memcached_stats() {
         "--json-out-file",
         out.to_str().unwrap(),
     ]);
-    let stats = {
-        let mut w = conn.try_clone().unwrap();
-        w.write_all(b"stats\r\n").unwrap();
-        let mut r = BufReader::new(conn);
-        let mut m = HashMap::new();
-        loop {
-            let mut line = String::new();
-            r.read_line(&mut line).unwrap();
-            if line.starts_with("END") || line.is_empty() {
-                break;
-            }
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if let [_, k, v] = f[..] {
-                m.insert(k.to_string(), v.to_string());
-            }
-        }
-        m
-    };
+    let stats = mc_stats(port);
     drop(mc);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let j = json(&out);
@@ -197,6 +202,162 @@ fn memcache_counts_match_memcached_stats() {
     assert_eq!(stats["cmd_get"], n("Gets", "Count"));
     assert_eq!(stats["get_hits"], n("Gets", "Hits"));
     assert_eq!(stats["get_misses"], n("Gets", "Misses"));
+}
+
+#[test]
+fn memcache_counts_match_magpies_memcached_stats() {
+    let mport = free_port();
+    let s = magpie(&["--memcache-port", &mport.to_string()]);
+    let before = mc_stats(mport);
+    let o = bench(&[
+        "-p",
+        &mport.to_string(),
+        "--protocol",
+        "memcache_text",
+        "-n",
+        "90",
+        "-c",
+        "2",
+        "-t",
+        "1",
+        "--ratio",
+        "1:2",
+        "--pipeline",
+        "4",
+        "--key-maximum",
+        "40",
+        "--hide-progress",
+        "--json",
+    ]);
+    let after = mc_stats(mport);
+    drop(s);
+    let j = stdout_json(&o);
+    let all = &j["ALL STATS"];
+    let n = |t: &str, f: &str| all[t][f].as_u64().unwrap();
+    assert_eq!((n("Sets", "Count"), n("Gets", "Count")), (60, 120));
+    let delta = |f: &str| {
+        let v = |m: &HashMap<String, String>| -> u64 {
+            m.get(f)
+                .unwrap_or_else(|| panic!("stats lacks {f}: {m:?}"))
+                .parse()
+                .unwrap()
+        };
+        v(&after) - v(&before)
+    };
+    assert_eq!(delta("cmd_set"), n("Sets", "Count"));
+    assert_eq!(delta("cmd_get"), n("Gets", "Count"));
+    assert_eq!(delta("get_hits"), n("Gets", "Hits"));
+    assert_eq!(delta("get_misses"), n("Gets", "Misses"));
+    assert_eq!(n("Gets", "Hits") + n("Gets", "Misses"), 120);
+}
+
+#[test]
+fn json_goes_to_stdout_alone() {
+    let s = magpie(&[]);
+    let p = s.port.to_string();
+    let o = bench(&["-p", &p, "-n", "30", "-c", "1", "-t", "1", "--json"]);
+    let j = stdout_json(&o);
+    assert_eq!(j["ALL STATS"]["Totals"]["Count"].as_u64(), Some(30));
+    assert_eq!(j["configuration"]["port"].as_u64(), Some(s.port as u64));
+    // the human table is still shown, on stderr
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("ALL STATS") && err.contains("Totals"), "{err}");
+    // --csv without a file would share stdout
+    let o = bench(&["-p", &p, "-n", "1", "--json", "--csv"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--csv"));
+}
+
+#[test]
+fn open_loop_keeps_to_the_rate() {
+    let s = magpie(&[]);
+    // 200 req/s for 2 s over 2 connections: 400 sends fall due. Closed
+    // loop would do thousands; allow the short run to lose half
+    let o = bench(&[
+        "-p",
+        &s.port.to_string(),
+        "--rate",
+        "200",
+        "--test-time",
+        "2",
+        "-c",
+        "2",
+        "-t",
+        "1",
+        "--pipeline",
+        "8",
+        "--ratio",
+        "1:1",
+        "--hide-progress",
+        "--json",
+    ]);
+    let j = stdout_json(&o);
+    assert_eq!(j["configuration"]["rate"].as_f64(), Some(200.0));
+    let all = &j["ALL STATS"];
+    let count = all["Totals"]["Count"].as_u64().unwrap();
+    let unsent = all["Unsent"].as_u64().unwrap();
+    // every due send was either answered or reported unsent
+    assert!(
+        (398..=402).contains(&(count + unsent)),
+        "{count} + {unsent}"
+    );
+    assert!((200..=402).contains(&count), "{count} requests");
+    let ops = f64_at(&all["Totals"]["Ops/sec"]);
+    assert!((100.0..=205.0).contains(&ops), "{ops} ops/s for --rate 200");
+    assert!(all["Runtime"]["Total duration"].as_u64().unwrap() >= 2000);
+}
+
+#[test]
+fn open_loop_charges_a_stall_to_the_requests_behind_it() {
+    // a RESP server that reads nothing on a connection for its first
+    // 600 ms, then answers +OK to every command (bench connects once to
+    // probe, then for the load)
+    let l = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { return };
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(600));
+                let mut w = s.try_clone().unwrap();
+                for line in BufReader::new(s).lines() {
+                    let Ok(line) = line else { return };
+                    if line.starts_with('*') && w.write_all(b"+OK\r\n").is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    // one connection, one request in flight, one SET due every 20 ms for
+    // 1 s: the 30 due in the stall go out one by one after it
+    let o = bench(&[
+        "-p",
+        &port.to_string(),
+        "--rate",
+        "50",
+        "--test-time",
+        "1",
+        "-c",
+        "1",
+        "-t",
+        "1",
+        "--pipeline",
+        "1",
+        "--ratio",
+        "1:0",
+        "--hide-progress",
+        "--json",
+    ]);
+    let j = stdout_json(&o);
+    let t = &j["ALL STATS"]["Totals"];
+    assert_eq!(t["Count"].as_u64(), Some(50), "{t}");
+    assert_eq!(j["ALL STATS"]["Unsent"].as_u64(), Some(0));
+    // from the intended send time, requests k = 0..4 waited at least
+    // 600 - 20k ms; timed from the wire only the first would look slow
+    let p90 = f64_at(&t["Percentile Latencies"]["p90.00"]);
+    assert!(p90 >= 400.0, "p90 {p90} ms: the stall was not charged");
+    assert!(f64_at(&t["Max Latency"]) >= 590.0, "{t}");
 }
 
 /// A keep-alive HTTP/1.1 key-value server good enough to check the HTTP
@@ -305,7 +466,8 @@ fn compare_writes_a_self_contained_report() {
     let (a, b) = (magpie(&[]), magpie(&[]));
     let html = tmp("report.html");
     let out = tmp("compare.json");
-    let targets = format!("127.0.0.1:{},localhost:{}:redis", a.port, b.port);
+    // one target named, the other labelled by what the server says it is
+    let targets = format!("first=127.0.0.1:{},localhost:{}:redis", a.port, b.port);
     let o = bench(&[
         "--compare",
         &targets,
@@ -331,17 +493,48 @@ fn compare_writes_a_self_contained_report() {
     let page = std::fs::read_to_string(&html).unwrap();
     let j = json(&out);
     let _ = (std::fs::remove_file(&html), std::fs::remove_file(&out));
-    assert!(page.contains("<svg") && page.contains(&format!("localhost:{}", b.port)));
-    assert!(
-        !page.contains("src=") && !page.contains("<link"),
-        "no external assets"
-    );
     let runs = j["compare"].as_array().unwrap();
     assert_eq!(runs.len(), 2);
     for r in runs {
         assert_eq!(r["rounds ops/sec"].as_array().unwrap().len(), 2);
         assert_eq!(r["ALL STATS"]["Totals"]["Count"].as_u64(), Some(40));
     }
+    let version = env!("CARGO_PKG_VERSION");
+    let auto = format!("magpie {version} localhost:{}", b.port);
+    assert_eq!(runs[0]["target"], "first");
+    assert_eq!(runs[1]["target"], auto.as_str());
+    assert_eq!(
+        runs[0]["detail"],
+        format!("127.0.0.1:{} redis, magpie {version}", a.port).as_str()
+    );
+    // both labels on the bars, the legend and in the table
+    assert!(page.matches(">first<").count() >= 3, "{page}");
+    assert!(page.matches(&format!(">{auto}<")).count() >= 3, "{page}");
+    // the command that made it, as given
+    let cmd = format!("magpie bench --compare {targets} --compare-rounds 2 -n 20");
+    assert!(page.contains(&format!("<pre>{cmd}")), "{page}");
+    assert_eq!(
+        j["command"].as_str().map(|c| c.starts_with(&cmd)),
+        Some(true)
+    );
+    assert!(page.contains("<svg"));
+    assert!(
+        !page.contains("src=") && !page.contains("<link") && !page.contains("url("),
+        "no external assets"
+    );
+    // no address but the SVG namespace name, which is never fetched
+    let rest = page.replace(r#"xmlns="http://www.w3.org/2000/svg""#, "");
+    assert!(!rest.contains("http://") && !rest.contains("https://"));
+
+    // two targets with one label could not be told apart
+    let o = bench(&[
+        "--compare",
+        &format!("x=127.0.0.1:{0},x=127.0.0.1:{0}", a.port),
+        "-n",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("labelled 'x'"));
 }
 
 #[test]

@@ -343,3 +343,60 @@ fn memcache_mode_against_memcached() {
 CLIENT_ERROR cannot increment or decrement non-numeric value\nMN\n17\nERROR\n"
     );
 }
+
+/// `magpie cli`'s flags as the binary would parse them.
+fn cli_args(args: &[&str]) -> magpie::cli::CliArgs {
+    use clap::{Args, FromArgMatches};
+    let cmd = magpie::cli::CliArgs::augment_args(clap::Command::new("cli").disable_help_flag(true));
+    let m = cmd
+        .try_get_matches_from(std::iter::once("cli").chain(args.iter().copied()))
+        .unwrap();
+    magpie::cli::CliArgs::from_arg_matches(&m).unwrap()
+}
+
+#[test]
+fn hints_come_from_a_live_servers_command_docs() {
+    use magpie::cli::repl::Docs;
+    let s = magpie(&[]);
+    let p = s.port.to_string();
+    let set = " key value [NX|XX] [GET] [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|KEEPTTL]";
+    // the REPL's own fetch, in both protocols (RESP3 sends maps and sets)
+    for extra in [&[][..], &["-3"][..]] {
+        let mut args = vec!["-p", &p];
+        args.extend_from_slice(extra);
+        let mut conn = magpie::cli::Conn::open(&cli_args(&args)).unwrap();
+        let docs = Docs::fetch(&mut conn);
+        assert_eq!(docs.hint("SET").as_deref(), Some(set), "{extra:?}");
+        assert_eq!(
+            docs.hint("set k v ").as_deref(),
+            Some("[NX|XX] [GET] [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|KEEPTTL]")
+        );
+        assert_eq!(docs.hint("del").as_deref(), Some(" key [key ...]"));
+        assert_eq!(
+            docs.hint("expire k ").as_deref(),
+            Some("seconds [NX|XX|GT|LT]")
+        );
+        assert_eq!(docs.hint("dbsize"), None);
+        // subcommands, from the `subcommands` of their container's entry
+        assert_eq!(
+            docs.hint("CLIENT SETNAME").as_deref(),
+            Some(" connection-name")
+        );
+        assert_eq!(
+            docs.hint("config get ").as_deref(),
+            Some("parameter [parameter ...]")
+        );
+        assert_eq!(docs.hint("client nosuch "), None);
+        assert_eq!(docs.complete("cl"), ["client"]);
+        assert_eq!(
+            docs.complete("SE"),
+            ["SELECT", "SET", "SETEX", "SETNX", "SETRANGE"]
+        );
+    }
+    // the same hint redis-server's own COMMAND DOCS gives
+    if let Some(r) = redis() {
+        let rp = r.port.to_string();
+        let mut conn = magpie::cli::Conn::open(&cli_args(&["-p", &rp])).unwrap();
+        assert_eq!(Docs::fetch(&mut conn).hint("SET").as_deref(), Some(set));
+    }
+}

@@ -230,30 +230,114 @@ fn command_count_and_list_cover_every_command() {
 }
 
 #[test]
-fn command_docs_have_summary_since_and_group_in_both_protocols() {
+fn command_docs_have_summary_since_group_and_arguments_in_both_protocols() {
     let s = magpie(&[]);
     let mut c = s.client();
     let docs = c.cmd_str(&["COMMAND", "DOCS", "get"]);
     assert!(
-        docs.starts_with("*2\r\n$3\r\nget\r\n*6\r\n$7\r\nsummary\r\n"),
+        docs.starts_with("*2\r\n$3\r\nget\r\n*8\r\n$7\r\nsummary\r\n"),
         "{docs}"
     );
     assert!(
-        docs.contains("$5\r\nsince\r\n$5\r\n1.0.0\r\n$5\r\ngroup\r\n$6\r\nstring\r\n"),
+        docs.contains("$5\r\nsince\r\n$5\r\n1.0.0\r\n$5\r\ngroup\r\n$6\r\nstring\r\n$9\r\narguments\r\n*1\r\n"),
         "{docs}"
     );
+    // a command without arguments has no `arguments` field, as in Redis
+    let dbsize = c.cmd_str(&["COMMAND", "DOCS", "dbsize"]);
+    assert!(!dbsize.contains("arguments"), "{dbsize}");
     c.cmd(&["HELLO", "3"]);
     let docs = c.cmd_str(&["COMMAND", "DOCS", "get", "nosuch"]);
     assert!(
-        docs.starts_with("%1\r\n$3\r\nget\r\n%3\r\n$7\r\nsummary\r\n"),
+        docs.starts_with("%1\r\n$3\r\nget\r\n%4\r\n$7\r\nsummary\r\n"),
         "{docs}"
     );
     let client = c.cmd_str(&["COMMAND", "DOCS", "client"]);
     assert!(client.contains("$11\r\nsubcommands\r\n%"), "{client}");
     assert!(
-        client.contains("$14\r\nclient|setname\r\n%3\r\n"),
+        client.contains("$14\r\nclient|setname\r\n%4\r\n"),
         "{client}"
     );
+    assert!(
+        client.contains("$9\r\narguments\r\n*1\r\n%2\r\n$4\r\nname\r\n$15\r\nconnection-name\r\n"),
+        "{client}"
+    );
+}
+
+/// Where the RESP value starting at `at` ends.
+fn value_end(buf: &[u8], at: usize) -> usize {
+    let nl = at + buf[at..].windows(2).position(|w| w == b"\r\n").unwrap();
+    let n = || -> i64 {
+        std::str::from_utf8(&buf[at + 1..nl])
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    match buf[at] {
+        b'$' | b'=' | b'!' => match n() {
+            -1 => nl + 2,
+            len => nl + 2 + len as usize + 2,
+        },
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let items = n().max(0) * if matches!(buf[at], b'%' | b'|') { 2 } else { 1 };
+            (0..items).fold(nl + 2, |pos, _| value_end(buf, pos))
+        }
+        _ => nl + 2,
+    }
+}
+
+/// The raw bytes of the `arguments` field of the one entry of a
+/// `COMMAND DOCS <name>` reply (RESP2 or RESP3), or None without one.
+fn docs_arguments(reply: &[u8]) -> Option<&[u8]> {
+    let text = String::from_utf8_lossy(reply);
+    assert!(
+        reply.starts_with(b"*2\r\n") || reply.starts_with(b"%1\r\n"),
+        "one entry: {text}"
+    );
+    let doc = value_end(reply, 4); // past the name
+    let fields = value_end(reply, doc);
+    let mut pos = reply[doc..].iter().position(|&b| b == b'\n').unwrap() + doc + 1;
+    while pos < fields {
+        let key_end = value_end(reply, pos);
+        let val_end = value_end(reply, key_end);
+        if &reply[pos..key_end] == b"$9\r\narguments\r\n" {
+            return Some(&reply[key_end..val_end]);
+        }
+        pos = val_end;
+    }
+    None
+}
+
+#[test]
+fn command_docs_arguments_match_redis_byte_for_byte() {
+    let Some(r) = redis() else { return };
+    let m = magpie(&[]);
+    let (mut mc, mut rc) = (m.client(), r.client());
+    let served = bulk_array(&mc.cmd(&["COMMAND", "LIST"]));
+    for proto in ["2", "3"] {
+        mc.cmd(&["HELLO", proto]);
+        rc.cmd(&["HELLO", proto]);
+        for name in ["get", "set", "expire", "scan"] {
+            let ours = mc.cmd(&["COMMAND", "DOCS", name]);
+            let theirs = rc.cmd(&["COMMAND", "DOCS", name]);
+            let (a, b) = (docs_arguments(&ours), docs_arguments(&theirs));
+            assert!(b.is_some(), "redis-server documents {name}'s arguments");
+            assert_eq!(
+                a.map(String::from_utf8_lossy),
+                b.map(String::from_utf8_lossy),
+                "RESP{proto} COMMAND DOCS {name}"
+            );
+        }
+        // and every other command (and subcommand) Redis 7.0 also has
+        for name in served.iter().filter(|n| *n != "client|setinfo") {
+            let ours = mc.cmd(&["COMMAND", "DOCS", name]);
+            let theirs = rc.cmd(&["COMMAND", "DOCS", name]);
+            assert_eq!(
+                docs_arguments(&ours).map(String::from_utf8_lossy),
+                docs_arguments(&theirs).map(String::from_utf8_lossy),
+                "RESP{proto} COMMAND DOCS {name}"
+            );
+        }
+    }
 }
 
 /// INFO text as `section -> [(field, value)]`, checking the layout.

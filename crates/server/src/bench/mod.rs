@@ -121,6 +121,11 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json_out_file: Option<PathBuf>,
 
+    /// Print the results as JSON on stdout (the same document as
+    /// --json-out-file); the header and table then go to stderr.
+    #[arg(long)]
+    pub json: bool,
+
     /// Write results as CSV (to stdout when no file is given).
     #[arg(long, num_args = 0..=1, default_missing_value = "-")]
     pub csv: Option<String>,
@@ -133,7 +138,9 @@ pub struct BenchArgs {
     #[arg(long)]
     pub allow_remote: bool,
 
-    /// Compare targets: host:port[:protocol],... run alternately.
+    /// Compare targets: [name=]host:port[:protocol],... run alternately.
+    /// Without a name a target is labelled with the server's own version
+    /// (INFO server, memcached `version`) and its address.
     #[arg(long, value_delimiter = ',')]
     pub compare: Vec<String>,
 
@@ -149,14 +156,130 @@ pub struct BenchArgs {
 /// One server to load.
 #[derive(Clone, Debug)]
 pub struct Target {
-    /// As given (`host:port`).
+    /// What reports call it: the `name=` given, else the server's version
+    /// and address (`redis 7.0.15 127.0.0.1:6380`), else `host:port
+    /// protocol`.
     pub label: String,
+    /// `host:port protocol`, and the server's version when known.
+    pub detail: String,
     /// Resolved address.
     pub addr: SocketAddr,
     /// Protocol to speak to it.
     pub proto: Protocol,
     /// HTTP Host header.
     pub host: String,
+}
+
+/// One `--compare` entry, `[name=]host:port[:protocol]`, before resolving.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetSpec {
+    /// The label given before `=`, if any.
+    pub name: Option<String>,
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Protocol (the `--protocol` default when not given).
+    pub proto: Protocol,
+}
+
+/// Parses one `--compare` entry.
+pub fn parse_target(spec: &str, default_proto: Protocol) -> Result<TargetSpec, String> {
+    let bad = || format!("invalid --compare target '{spec}' (want [name=]host:port[:protocol])");
+    let spec = spec.trim();
+    let (name, rest) = match spec.split_once('=') {
+        Some((n, r)) if !n.trim().is_empty() => (Some(n.trim().to_string()), r),
+        Some(_) => return Err(bad()),
+        None => (None, spec),
+    };
+    let mut parts = rest.split(':');
+    let host = parts.next().filter(|h| !h.is_empty()).ok_or_else(bad)?;
+    let port: u16 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    let proto = match parts.next() {
+        None => default_proto,
+        Some(p) => <Protocol as clap::ValueEnum>::from_str(p, false).map_err(|_| bad())?,
+    };
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok(TargetSpec {
+        name,
+        host: host.to_string(),
+        port,
+        proto,
+    })
+}
+
+/// The server's name and version from its `INFO server` text:
+/// `magpie 0.1.0`, `valkey 8.0.1` or `redis 7.0.15`.
+pub fn redis_server_version(info: &str) -> Option<String> {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.trim_end().strip_prefix(name)?.strip_prefix(':'))
+            .map(str::to_string)
+    };
+    ["magpie", "valkey", "redis"]
+        .iter()
+        .find_map(|p| Some(format!("{p} {}", field(&format!("{p}_version"))?)))
+}
+
+/// Asks a target what it is (`INFO server` or memcached `version`), for
+/// its default label. None when it will not say.
+fn identify(t: &Target, auth: Option<&str>) -> Option<String> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let s = std::net::TcpStream::connect_timeout(&t.addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let mut w = s.try_clone().ok()?;
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    match t.proto {
+        Protocol::Redis => {
+            if let Some(pass) = auth {
+                let cmd = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{pass}\r\n", pass.len());
+                w.write_all(cmd.as_bytes()).ok()?;
+                r.read_line(&mut line).ok()?;
+                line.clear();
+            }
+            w.write_all(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n").ok()?;
+            r.read_line(&mut line).ok()?;
+            let len: usize = line.trim_end().strip_prefix('$')?.parse().ok()?;
+            let mut body = vec![0; len.min(1 << 20)];
+            r.read_exact(&mut body).ok()?;
+            redis_server_version(&String::from_utf8_lossy(&body))
+        }
+        Protocol::MemcacheText => {
+            w.write_all(b"version\r\n").ok()?;
+            r.read_line(&mut line).ok()?;
+            let v = line.trim_end().strip_prefix("VERSION ")?;
+            Some(format!("memcached {v}"))
+        }
+        Protocol::Http => None,
+    }
+}
+
+/// `magpie bench ...` as it was invoked (program name without its
+/// directory), quoted for a POSIX shell where needed.
+pub fn command_line<I: IntoIterator<Item = std::ffi::OsString>>(argv: I) -> String {
+    let mut words = Vec::new();
+    for (i, a) in argv.into_iter().enumerate() {
+        let a = a.to_string_lossy().into_owned();
+        let a = if i == 0 {
+            std::path::Path::new(&a)
+                .file_name()
+                .map_or(a.clone(), |f| f.to_string_lossy().into_owned())
+        } else {
+            a
+        };
+        let plain = !a.is_empty()
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_./:=,@%+-".contains(c));
+        words.push(if plain {
+            a
+        } else {
+            format!("'{}'", a.replace('\'', "'\\''"))
+        });
+    }
+    words.join(" ")
 }
 
 fn parse_pair(s: &str, sep: char, what: &str) -> Result<(u64, u64), String> {
@@ -293,40 +416,57 @@ impl BenchArgs {
         let port = self.port.unwrap_or(self.protocol.default_port());
         Ok(Target {
             label: format!("{}:{port}", self.server),
+            detail: format!("{}:{port} {}", self.server, self.protocol.name()),
             addr: resolve(&self.server, port, self.allow_remote)?,
             proto: self.protocol,
             host: format!("{}:{port}", self.server),
         })
     }
 
-    /// Parses `--compare` entries.
+    /// Parses and resolves `--compare` entries. Labels are the given names,
+    /// else `host:port protocol` until [`label_targets`] asks the servers.
     pub fn compare_targets(&self) -> Result<Vec<Target>, String> {
         self.compare
             .iter()
             .map(|spec| {
-                let bad =
-                    || format!("invalid --compare target '{spec}' (want host:port[:protocol])");
-                let mut parts = spec.trim().split(':');
-                let host = parts.next().filter(|h| !h.is_empty()).ok_or_else(bad)?;
-                let port: u16 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-                let proto = match parts.next() {
-                    None => self.protocol,
-                    Some(p) => {
-                        <Protocol as clap::ValueEnum>::from_str(p, false).map_err(|_| bad())?
-                    }
-                };
-                if parts.next().is_some() {
-                    return Err(bad());
-                }
+                let t = parse_target(spec, self.protocol)?;
+                let address = format!("{}:{}", t.host, t.port);
                 Ok(Target {
-                    label: format!("{host}:{port} {}", proto.name()),
-                    addr: resolve(host, port, self.allow_remote)?,
-                    proto,
-                    host: format!("{host}:{port}"),
+                    label: t
+                        .name
+                        .unwrap_or_else(|| format!("{address} {}", t.proto.name())),
+                    detail: format!("{address} {}", t.proto.name()),
+                    addr: resolve(&t.host, t.port, self.allow_remote)?,
+                    proto: t.proto,
+                    host: address,
                 })
             })
             .collect()
     }
+}
+
+/// Gives unnamed `--compare` targets the server's version as label
+/// (`redis 7.0.15 127.0.0.1:6380`), adds the version to every target's
+/// detail, and insists the labels differ.
+fn label_targets(args: &BenchArgs, targets: &mut [Target]) -> Result<(), String> {
+    for (t, spec) in targets.iter_mut().zip(&args.compare) {
+        let named = parse_target(spec, args.protocol)?.name.is_some();
+        if let Some(v) = identify(t, args.authenticate.as_deref()) {
+            if !named {
+                t.label = format!("{v} {}", t.host);
+            }
+            t.detail = format!("{}, {v}", t.detail);
+        }
+    }
+    for (i, t) in targets.iter().enumerate() {
+        if targets[..i].iter().any(|o| o.label == t.label) {
+            return Err(format!(
+                "two --compare targets are labelled '{}': name them (name=host:port)",
+                t.label
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks the server answers before starting threads, for a clear message.
@@ -342,18 +482,36 @@ fn probe(t: &Target) -> Result<(), String> {
         })
 }
 
-fn print_header(w: &Workload) {
-    println!("{:<9} Threads", w.threads);
-    println!("{:<9} Connections per thread", w.clients);
+/// Where the human-readable output goes: stdout, or stderr when stdout
+/// carries the JSON document (`--json`).
+struct Out {
+    to_stderr: bool,
+}
+
+impl Out {
+    fn say(&self, text: &str) {
+        if self.to_stderr {
+            eprint!("{text}");
+        } else {
+            print!("{text}");
+        }
+    }
+}
+
+fn header(w: &Workload) -> String {
+    let mut s = format!(
+        "{:<9} Threads\n{:<9} Connections per thread\n",
+        w.threads, w.clients
+    );
     match (w.requests, w.test_time) {
-        (Some(n), _) => println!("{n:<9} Requests per client"),
-        (_, Some(t)) => println!("{:<9} Seconds", t.as_secs()),
+        (Some(n), _) => s += &format!("{n:<9} Requests per client\n"),
+        (_, Some(t)) => s += &format!("{:<9} Seconds\n", t.as_secs()),
         _ => {}
     }
     if let Some(r) = w.rate {
-        println!("{r:<9} Requests per second (open loop)");
+        s += &format!("{r:<9} Requests per second (open loop)\n");
     }
-    println!();
+    s + "\n"
 }
 
 /// Runs `magpie bench`; returns the exit code.
@@ -367,34 +525,21 @@ pub fn run(args: BenchArgs) -> i32 {
     }
 }
 
-fn run_inner(args: &BenchArgs) -> Result<(), String> {
-    if !args.compare.is_empty() {
-        return run_compare(args);
-    }
-    let target = args.main_target()?;
-    let w = args.workload(&target)?;
-    probe(&target)?;
-    print_header(&w);
-    let stats = worker::run(&w)?;
-    print!("{}", report::table(&stats));
-    if stats.unsent > 0 {
-        println!(
-            "{} requests were due but not sent before the end (pipeline full): the server could not keep up with --rate",
-            stats.unsent
-        );
-    }
+/// Writes the JSON document to `--json-out-file` and/or stdout (`--json`).
+fn emit_json(args: &BenchArgs, doc: &serde_json::Value) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(doc).map_err(|e| e.to_string())?;
     if let Some(path) = &args.json_out_file {
-        let json = serde_json::json!({
-            "configuration": report::config_json(args, &w),
-            "ALL STATS": report::stats_json(&stats),
-        });
-        write_file(
-            path,
-            &serde_json::to_vec_pretty(&json).map_err(|e| e.to_string())?,
-        )?;
+        write_file(path, text.as_bytes())?;
     }
+    if args.json {
+        println!("{text}");
+    }
+    Ok(())
+}
+
+fn emit_csv(args: &BenchArgs, rows: &[(&str, &RunStats)]) -> Result<(), String> {
     if let Some(csv) = &args.csv {
-        let text = report::csv(&[(target.label.as_str(), &stats)]);
+        let text = report::csv(rows);
         if csv == "-" {
             print!("{text}");
         } else {
@@ -402,6 +547,36 @@ fn run_inner(args: &BenchArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+fn run_inner(args: &BenchArgs) -> Result<(), String> {
+    if args.json && args.csv.as_deref() == Some("-") {
+        return Err("--json and --csv without a file both want stdout: give --csv a file".into());
+    }
+    if !args.compare.is_empty() {
+        return run_compare(args);
+    }
+    let out = Out {
+        to_stderr: args.json,
+    };
+    let target = args.main_target()?;
+    let w = args.workload(&target)?;
+    probe(&target)?;
+    out.say(&header(&w));
+    let stats = worker::run(&w)?;
+    out.say(&report::table(&stats));
+    if stats.unsent > 0 {
+        out.say(&format!(
+            "{} requests were due but not sent before the end (pipeline full): the server could not keep up with --rate\n",
+            stats.unsent
+        ));
+    }
+    let doc = serde_json::json!({
+        "configuration": report::config_json(args, &w),
+        "ALL STATS": report::stats_json(&stats),
+    });
+    emit_json(args, &doc)?;
+    emit_csv(args, &[(target.label.as_str(), &stats)])
 }
 
 fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
@@ -419,7 +594,10 @@ pub fn round_order(n: usize, round: usize) -> Vec<usize> {
 }
 
 fn run_compare(args: &BenchArgs) -> Result<(), String> {
-    let targets = args.compare_targets()?;
+    let out = Out {
+        to_stderr: args.json,
+    };
+    let mut targets = args.compare_targets()?;
     if args.compare_rounds == 0 {
         return Err("--compare-rounds must be at least 1".into());
     }
@@ -430,15 +608,17 @@ fn run_compare(args: &BenchArgs) -> Result<(), String> {
     for t in &targets {
         probe(t)?;
     }
-    print_header(&workloads[0]);
+    label_targets(args, &mut targets)?;
+    out.say(&header(&workloads[0]));
     let mut runs: Vec<Vec<RunStats>> = vec![Vec::new(); targets.len()];
     for round in 0..args.compare_rounds {
         for i in round_order(targets.len(), round) {
             eprintln!(
-                "round {}/{}: {}",
+                "round {}/{}: {} ({})",
                 round + 1,
                 args.compare_rounds,
-                targets[i].label
+                targets[i].label,
+                targets[i].detail
             );
             let stats = worker::run(&workloads[i])?;
             runs[i].push(stats);
@@ -447,35 +627,27 @@ fn run_compare(args: &BenchArgs) -> Result<(), String> {
     let summary: Vec<report::TargetSummary> = targets
         .iter()
         .zip(&runs)
-        .map(|(t, r)| report::TargetSummary::new(&t.label, r))
+        .map(|(t, r)| report::TargetSummary::new(&t.label, &t.detail, r))
         .collect();
-    print!("{}", report::compare_table(&summary));
-    let html = report::html(args, &workloads[0], &summary);
+    out.say(&report::compare_table(&summary));
+    let command = command_line(std::env::args_os());
+    let html = report::html(args, &workloads[0], &summary, &command);
     write_file(&args.report_out, html.as_bytes())?;
-    println!("report written to {}", args.report_out.display());
-    if let Some(path) = &args.json_out_file {
-        let json = serde_json::json!({
-            "configuration": report::config_json(args, &workloads[0]),
-            "compare": summary.iter().map(report::TargetSummary::json).collect::<Vec<_>>(),
-        });
-        write_file(
-            path,
-            &serde_json::to_vec_pretty(&json).map_err(|e| e.to_string())?,
-        )?;
-    }
-    if let Some(csv) = &args.csv {
-        let rows: Vec<(&str, &RunStats)> = summary
-            .iter()
-            .map(|s| (s.label.as_str(), &s.merged))
-            .collect();
-        let text = report::csv(&rows);
-        if csv == "-" {
-            print!("{text}");
-        } else {
-            write_file(csv.as_ref(), text.as_bytes())?;
-        }
-    }
-    Ok(())
+    out.say(&format!(
+        "report written to {}\n",
+        args.report_out.display()
+    ));
+    let doc = serde_json::json!({
+        "configuration": report::config_json(args, &workloads[0]),
+        "command": command,
+        "compare": summary.iter().map(report::TargetSummary::json).collect::<Vec<_>>(),
+    });
+    emit_json(args, &doc)?;
+    let rows: Vec<(&str, &RunStats)> = summary
+        .iter()
+        .map(|s| (s.label.as_str(), &s.merged))
+        .collect();
+    emit_csv(args, &rows)
 }
 
 #[cfg(test)]
@@ -496,5 +668,49 @@ mod tests {
         let e = resolve("192.0.2.1", 1, false).unwrap_err();
         assert!(e.contains("--allow-remote"), "{e}");
         assert!(resolve("192.0.2.1", 1, true).is_ok());
+    }
+
+    #[test]
+    fn compare_target_syntax() {
+        let t = parse_target("magpie=127.0.0.1:6379", Protocol::Redis).unwrap();
+        assert_eq!(t.name.as_deref(), Some("magpie"));
+        assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 6379));
+        assert_eq!(t.proto, Protocol::Redis);
+        let t = parse_target(" localhost:11211:memcache_text", Protocol::Redis).unwrap();
+        assert_eq!(t.name, None);
+        assert_eq!(t.proto, Protocol::MemcacheText);
+        let t = parse_target("my mc=localhost:1:memcache_text", Protocol::Redis).unwrap();
+        assert_eq!(t.name.as_deref(), Some("my mc"));
+        for bad in ["=h:1", "h", "h:x", "h:1:gopher", "h:1:redis:2", "n=:1"] {
+            assert!(parse_target(bad, Protocol::Redis).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn server_version_from_info() {
+        let redis = "# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:0\r\n";
+        assert_eq!(redis_server_version(redis).as_deref(), Some("redis 7.0.15"));
+        let magpie = "# Server\r\nredis_version:7.2.0\r\nmagpie_version:0.1.0\r\n";
+        assert_eq!(
+            redis_server_version(magpie).as_deref(),
+            Some("magpie 0.1.0")
+        );
+        assert_eq!(redis_server_version("# Server\r\nos:Linux\r\n"), None);
+    }
+
+    #[test]
+    fn command_line_is_quoted_for_a_shell() {
+        let argv = [
+            "/x/target/release/magpie",
+            "bench",
+            "--compare",
+            "a=127.0.0.1:1,b c=h:2",
+            "it's",
+        ]
+        .map(std::ffi::OsString::from);
+        assert_eq!(
+            command_line(argv),
+            "magpie bench --compare 'a=127.0.0.1:1,b c=h:2' 'it'\\''s'"
+        );
     }
 }

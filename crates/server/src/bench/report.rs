@@ -193,8 +193,10 @@ pub fn csv(rows: &[(&str, &RunStats)]) -> String {
 
 /// One `--compare` target over all its rounds.
 pub struct TargetSummary {
-    /// `host:port protocol`.
+    /// The target's label (see [`super::Target::label`]).
     pub label: String,
+    /// Address, protocol and server version.
+    pub detail: String,
     /// Total ops/sec of each round, in run order.
     pub rounds: Vec<f64>,
     /// Median of `rounds`.
@@ -205,7 +207,7 @@ pub struct TargetSummary {
 
 impl TargetSummary {
     /// Summarises the rounds run against one target (at least one).
-    pub fn new(label: &str, runs: &[RunStats]) -> TargetSummary {
+    pub fn new(label: &str, detail: &str, runs: &[RunStats]) -> TargetSummary {
         let rounds: Vec<f64> = runs
             .iter()
             .map(|r| r.totals().count as f64 / r.duration.as_secs_f64().max(1e-9))
@@ -227,6 +229,7 @@ impl TargetSummary {
         }
         TargetSummary {
             label: label.to_string(),
+            detail: detail.to_string(),
             rounds,
             median_ops,
             merged,
@@ -242,6 +245,7 @@ impl TargetSummary {
     pub fn json(&self) -> Value {
         json!({
             "target": self.label,
+            "detail": self.detail,
             "rounds ops/sec": self.rounds,
             "median ops/sec": self.median_ops,
             "ALL STATS": stats_json(&self.merged),
@@ -253,9 +257,13 @@ impl TargetSummary {
 pub fn compare_table(s: &[TargetSummary]) -> String {
     let mut out =
         String::from("\nCOMPARISON (median ops/sec over rounds; latency over all rounds, msec)\n");
+    let lw = s
+        .iter()
+        .map(|t| t.label.chars().count() + 2)
+        .fold(32, usize::max);
     let _ = writeln!(
         out,
-        "{:<32}{:>14}{:>14}{:>14}{:>12}{:>12}{:>12}{:>12}{:>12}",
+        "{:<lw$}{:>14}{:>14}{:>14}{:>12}{:>12}{:>12}{:>12}{:>12}",
         "Target", "Median ops/s", "Min ops/s", "Max ops/s", "p50", "p90", "p99", "p99.9", "max"
     );
     for t in s {
@@ -264,7 +272,7 @@ pub fn compare_table(s: &[TargetSummary]) -> String {
         let max = t.rounds.iter().copied().fold(0.0, f64::max);
         let _ = writeln!(
             out,
-            "{:<32}{:>14.2}{:>14.2}{:>14.2}{:>12.3}{:>12.3}{:>12.3}{:>12.3}{:>12.3}",
+            "{:<lw$}{:>14.2}{:>14.2}{:>14.2}{:>12.3}{:>12.3}{:>12.3}{:>12.3}{:>12.3}",
             t.label, t.median_ops, min, max, l[0], l[1], l[2], l[3], l[4]
         );
     }
@@ -284,7 +292,9 @@ const COLORS: [&str; 6] = [
 
 /// Horizontal bars of median throughput with min-max whiskers.
 fn throughput_svg(s: &[TargetSummary]) -> String {
-    let (w, label_w, bar_h, gap) = (760.0, 220.0, 26.0, 14.0);
+    let longest = s.iter().map(|t| t.label.chars().count()).max().unwrap_or(0);
+    let label_w = (longest as f64 * 7.0 + 16.0).max(220.0);
+    let (w, bar_h, gap) = (label_w + 540.0, 26.0, 14.0);
     let h = 20.0 + s.len() as f64 * (bar_h + gap);
     let top = s
         .iter()
@@ -323,8 +333,10 @@ fn throughput_svg(s: &[TargetSummary]) -> String {
 /// log scale so tails and medians fit one chart.
 fn latency_svg(s: &[TargetSummary]) -> String {
     let names = ["p50", "p90", "p99", "p99.9", "max"];
-    let (w, h, left, bottom) = (760.0, 320.0, 60.0, 40.0);
-    let plot_h = h - bottom - 20.0;
+    let (w, left, bottom) = (760.0, 60.0, 40.0);
+    let plot_h = 260.0;
+    // a legend line per target under the chart
+    let h = 20.0 + plot_h + bottom + 18.0 * s.len() as f64;
     let all: Vec<f64> = s
         .iter()
         .flat_map(|t| t.latencies())
@@ -374,24 +386,38 @@ fn latency_svg(s: &[TargetSummary]) -> String {
             svg,
             r#"<text x="{:.1}" y="{}" text-anchor="middle">{name}</text>"#,
             gx + (group_w - 16.0) / 2.0,
-            h - bottom + 20.0
+            20.0 + plot_h + 20.0
+        );
+    }
+    for (i, t) in s.iter().enumerate() {
+        let y = 20.0 + plot_h + bottom + 18.0 * i as f64;
+        let _ = write!(
+            svg,
+            r#"<rect x="{left}" y="{:.1}" width="10" height="10" fill="{}"/><text x="{}" y="{:.1}">{}</text>"#,
+            y - 9.0,
+            COLORS[i % COLORS.len()],
+            left + 16.0,
+            y,
+            esc(&t.label)
         );
     }
     svg.push_str("</svg>");
     svg
 }
 
-/// The self-contained `--compare` report.
-pub fn html(a: &BenchArgs, w: &Workload, s: &[TargetSummary]) -> String {
+/// The self-contained `--compare` report; `command` is the command line
+/// that produced it, shown on the page.
+pub fn html(a: &BenchArgs, w: &Workload, s: &[TargetSummary], command: &str) -> String {
     let mut rows = String::new();
     for (i, t) in s.iter().enumerate() {
         let l = t.latencies();
         let rounds: Vec<String> = t.rounds.iter().map(|r| format!("{r:.0}")).collect();
         let _ = write!(
             rows,
-            r#"<tr><td><span class="sw" style="background:{}"></span>{}</td><td>{:.0}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{}</td></tr>"#,
+            r#"<tr><td><span class="sw" style="background:{}"></span>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{}</td></tr>"#,
             COLORS[i % COLORS.len()],
             esc(&t.label),
+            esc(&t.detail),
             t.median_ops,
             rounds.join(" / "),
             l[0],
@@ -411,19 +437,22 @@ pub fn html(a: &BenchArgs, w: &Workload, s: &[TargetSummary]) -> String {
     format!(
         r#"<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>magpie bench comparison</title>
-<style>body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}}td:first-child,th:first-child{{text-align:left}}.sw{{display:inline-block;width:10px;height:10px;margin-right:6px}}</style>
+<style>body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}}td:first-child,th:first-child,td:nth-child(2),th:nth-child(2){{text-align:left}}pre{{background:#f4f4f4;padding:8px;white-space:pre-wrap}}.sw{{display:inline-block;width:10px;height:10px;margin-right:6px}}</style>
 </head><body>
 <h1>magpie bench comparison</h1>
+<p>Made by:</p>
+<pre>{command}</pre>
 <p>{threads} threads &times; {clients} connections, pipeline {pipeline}, ratio {ratio} (SET:GET), key pattern {pattern} over {kmin}..{kmax}, values {dmin}-{dmax} bytes, {load}; {rounds} rounds in alternating order.</p>
 <h2>Throughput (median ops/sec; whisker = min..max over rounds)</h2>
 {tp}
 <h2>Latency percentiles (all rounds, log scale)</h2>
 {lat}
 <h2>Numbers</h2>
-<table><tr><th>Target</th><th>Median ops/s</th><th>Rounds ops/s</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>errors</th></tr>
+<table><tr><th>Target</th><th>Address, server</th><th>Median ops/s</th><th>Rounds ops/s</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>errors</th></tr>
 {rows}</table>
 </body></html>
 "#,
+        command = esc(command),
         threads = w.threads,
         clients = w.clients,
         pipeline = w.pipeline,

@@ -139,6 +139,82 @@ impl RunStats {
     }
 }
 
+/// When a client's requests are due and what each one's latency is
+/// measured from. Closed loop: a request is due whenever a pipeline slot is
+/// free and is timed from when it is sent. Open loop (`--rate`): request `k`
+/// of a client is due at `start + phase + k * interval`, and it is timed
+/// from that intended moment even if it goes out later (the pipeline was
+/// full behind a slow reply), so a stall is charged to every request it
+/// delayed rather than to the one that met it (no coordinated omission).
+#[derive(Clone, Copy, Debug)]
+pub struct Schedule {
+    /// When request 0 is due (the run's start plus this client's phase).
+    first: Instant,
+    /// Open loop: time between one client's requests.
+    interval: Option<Duration>,
+}
+
+impl Schedule {
+    /// The schedule of client `index` of `total` when the run starts at
+    /// `start`: `rate` requests per second over all clients, each client
+    /// phase-shifted by `index / total` of its interval so they do not all
+    /// fire together; `None` for closed loop.
+    pub fn new(start: Instant, rate: Option<f64>, index: u64, total: u64) -> Schedule {
+        let interval = rate.map(|r| Duration::from_secs_f64(total as f64 / r));
+        let phase = interval.map_or(Duration::ZERO, |i| {
+            i.mul_f64(index as f64 / total.max(1) as f64)
+        });
+        Schedule {
+            first: start + phase,
+            interval,
+        }
+    }
+
+    /// Whether this is open loop.
+    pub fn open_loop(&self) -> bool {
+        self.interval.is_some()
+    }
+
+    /// Open loop: when request `k` is due.
+    pub fn due(&self, k: u64) -> Option<Instant> {
+        self.interval.map(|i| self.first + i.mul_f64(k as f64))
+    }
+
+    /// What request `k`'s latency is measured from if it is sent at `now`,
+    /// or None if it is not due yet: `now` in closed loop, the intended
+    /// send time in open loop.
+    pub fn send_time(&self, k: u64, now: Instant) -> Option<Instant> {
+        match self.due(k) {
+            None => Some(now),
+            Some(t) if t <= now => Some(t),
+            Some(_) => None,
+        }
+    }
+
+    /// Open loop: how many requests fall due before `deadline` (0 in
+    /// closed loop).
+    pub fn due_before(&self, deadline: Instant) -> u64 {
+        let Some(i) = self.interval else { return 0 };
+        let span = deadline.saturating_duration_since(self.first);
+        let mut n = (span.as_secs_f64() / i.as_secs_f64()).ceil() as u64;
+        // settle float rounding against the same test the sender uses
+        let before = |k: u64| self.due(k).is_some_and(|t| t < deadline);
+        while n > 0 && !before(n - 1) {
+            n -= 1;
+        }
+        while before(n) {
+            n += 1;
+        }
+        n
+    }
+}
+
+/// Latency in microseconds of a reply at `now` to a request timed from
+/// `since` (at least 1, the histogram's lowest value).
+pub fn latency_us(since: Instant, now: Instant) -> u64 {
+    now.duration_since(since).as_micros().max(1) as u64
+}
+
 /// Live counters a thread bumps so the progress line can be printed.
 #[derive(Default)]
 struct Progress {
@@ -386,14 +462,8 @@ async fn client(
     let cycle = w.ratio.0 + w.ratio.1;
     let mut cycle_pos = 0u64;
     let mut issued = 0u64;
-    // open loop: this client's share of the rate, phase-shifted so clients
-    // do not all fire on the same tick
-    let interval = w.rate.map(|r| Duration::from_secs_f64(total as f64 / r));
-    let phase = interval.map(|i| i.mul_f64(index as f64 / total as f64));
-    let intended = |k: u64| -> Instant {
-        let (i, p) = (interval.unwrap_or_default(), phase.unwrap_or_default());
-        start + p + i.mul_f64(k as f64)
-    };
+    // open loop: this client's share of the rate, phase-shifted
+    let schedule = Schedule::new(start, w.rate, index, total);
 
     let mut inflight = std::collections::VecDeque::with_capacity(w.pipeline);
     let mut wbuf: Vec<u8> = Vec::with_capacity(64 * 1024);
@@ -415,14 +485,8 @@ async fn client(
             if !more {
                 break;
             }
-            let since = if interval.is_some() {
-                let t = intended(issued);
-                if t > now {
-                    break;
-                }
-                t
-            } else {
-                now
+            let Some(since) = schedule.send_time(issued, now) else {
+                break;
             };
             let op = if cycle_pos < w.ratio.0 {
                 Op::Set
@@ -501,7 +565,7 @@ async fn client(
                     let Some((len, outcome)) = framed else { break };
                     let req = inflight.pop_front().expect("front exists");
                     rpos += len;
-                    let us = now.duration_since(req.since).as_micros().max(1) as u64;
+                    let us = latency_us(req.since, now);
                     let st = if req.op == Op::Set {
                         &mut sets
                     } else {
@@ -544,8 +608,9 @@ async fn client(
         if wpos < wbuf.len() {
             interest |= Interest::WRITABLE;
         }
-        let next_send = (interval.is_some() && !finished_issuing && inflight.len() < w.pipeline)
-            .then(|| intended(issued));
+        let next_send = (!finished_issuing && inflight.len() < w.pipeline)
+            .then(|| schedule.due(issued))
+            .flatten();
         let stall_at = last_reply + STALL_LIMIT;
         let wake = next_send.map_or(stall_at, |t| t.min(stall_at));
         tokio::select! {
@@ -558,12 +623,73 @@ async fn client(
         }
     }
 
-    let mut unsent = 0;
-    if let (Some(interval), Some(d)) = (interval, deadline) {
-        // sends scheduled before the deadline that never went out
-        let span = d.saturating_duration_since(start + phase.unwrap_or_default());
-        let due = (span.as_secs_f64() / interval.as_secs_f64()).ceil() as u64;
-        unsent = due.saturating_sub(issued);
-    }
+    // sends scheduled before the deadline that never went out
+    let unsent = match deadline {
+        Some(d) if schedule.open_loop() => schedule.due_before(d).saturating_sub(issued),
+        _ => 0,
+    };
     Ok((sets, gets, unsent))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn closed_loop_times_from_the_send() {
+        let start = Instant::now();
+        let s = Schedule::new(start, None, 3, 4);
+        assert!(!s.open_loop());
+        let now = start + 500 * MS;
+        assert_eq!(s.send_time(1_000_000, now), Some(now));
+        assert_eq!(s.due_before(start + 10_000 * MS), 0);
+    }
+
+    #[test]
+    fn open_loop_times_from_the_intended_send() {
+        let start = Instant::now();
+        // 100 req/s over 2 clients: each every 20 ms, the second 10 ms late
+        let s = Schedule::new(start, Some(100.0), 1, 2);
+        assert_eq!(s.due(0), Some(start + 10 * MS));
+        assert_eq!(s.due(3), Some(start + 70 * MS));
+        // not due yet: nothing to send
+        assert_eq!(s.send_time(3, start + 69 * MS), None);
+        assert_eq!(s.send_time(3, start + 70 * MS), Some(start + 70 * MS));
+        // sent 430 ms late behind a stall, answered 1 ms after going out:
+        // charged 431 ms, not the 1 ms the wire saw
+        let sent = start + 500 * MS;
+        let since = s.send_time(3, sent).unwrap();
+        assert_eq!(since, start + 70 * MS);
+        assert_eq!(latency_us(since, sent + MS), 431_000);
+        assert_eq!(latency_us(sent, sent), 1);
+    }
+
+    #[test]
+    fn open_loop_due_counts_add_up_to_the_rate() {
+        let start = Instant::now();
+        for (rate, clients, secs) in [(100.0, 2, 1), (1000.0, 7, 3), (333.0, 3, 2)] {
+            let end = start + Duration::from_secs(secs);
+            let due: u64 = (0..clients)
+                .map(|i| Schedule::new(start, Some(rate), i, clients).due_before(end))
+                .sum();
+            let want = rate * secs as f64;
+            assert!(
+                (due as f64 - want).abs() <= clients as f64,
+                "{rate}/s x {secs}s over {clients}: {due} due"
+            );
+            // each client's count agrees with its own due times
+            for i in 0..clients {
+                let s = Schedule::new(start, Some(rate), i, clients);
+                let n = s.due_before(end);
+                assert!(s.due(n - 1).unwrap() < end && s.due(n).unwrap() >= end);
+            }
+        }
+        // 100/s over 2 clients for 1 s: exactly 50 each (0, 20, ..., 980 ms
+        // and 10, 30, ..., 990 ms)
+        let end = start + 1000 * MS;
+        assert_eq!(Schedule::new(start, Some(100.0), 0, 2).due_before(end), 50);
+        assert_eq!(Schedule::new(start, Some(100.0), 1, 2).due_before(end), 50);
+    }
 }

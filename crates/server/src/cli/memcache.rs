@@ -11,9 +11,8 @@ use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
 use std::net::TcpStream;
 
 use rustyline::error::ReadlineError;
-use rustyline::history::DefaultHistory;
-use rustyline::Editor;
 
+use super::repl::{history_path, Docs, LineEditor};
 use super::split::split_args;
 use super::{dial, CliArgs};
 
@@ -43,6 +42,68 @@ pub enum Expect {
 }
 
 const STORAGE: &[&str] = &["set", "add", "replace", "append", "prepend", "cas"];
+
+/// What a storage command takes at this prompt: memcached's
+/// `<key> <flags> <exptime> <bytes> [noreply]`, with the data block as the
+/// last argument and `<bytes>` optional.
+const STORE_SYNTAX: &str = "<key> <flags> <exptime> [<bytes>] [noreply] <data>";
+
+/// memcached's text commands with their arguments as its doc/protocol.txt
+/// writes them (adapted where this prompt takes the data block on the
+/// line, and multi-word placeholders joined by `-` so hints can skip typed
+/// words), for completion and hints. `parent|sub` rows are subcommands.
+/// Names are case-sensitive, as memcached's are.
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("add", STORE_SYNTAX),
+    ("append", STORE_SYNTAX),
+    ("cache_memlimit", "<megabytes> [noreply]"),
+    (
+        "cas",
+        "<key> <flags> <exptime> [<bytes>] <cas-unique> [noreply] <data>",
+    ),
+    ("decr", "<key> <value> [noreply]"),
+    ("delete", "<key> [noreply]"),
+    ("flush_all", "[<delay>] [noreply]"),
+    ("gat", "<exptime> <key>*"),
+    ("gats", "<exptime> <key>*"),
+    ("get", "<key>*"),
+    ("gets", "<key>*"),
+    ("incr", "<key> <value> [noreply]"),
+    ("lru", "<tune|mode|temp_ttl> <option-list>"),
+    (
+        "lru_crawler",
+        "<enable|disable|sleep|tocrawl|crawl|metadump> ...",
+    ),
+    ("lru_crawler|crawl", "<classid,classid,classid|all>"),
+    ("lru_crawler|disable", ""),
+    ("lru_crawler|enable", ""),
+    ("lru_crawler|metadump", "<classid,classid,classid|all|hash>"),
+    ("lru_crawler|sleep", "<microseconds>"),
+    ("lru_crawler|tocrawl", "<32u>"),
+    ("ma", "<key> <flags>*"),
+    ("md", "<key> <flags>*"),
+    ("me", "<key> <flag>"),
+    ("mg", "<key> <flags>*"),
+    ("mn", ""),
+    ("ms", "<key> [<datalen>] <flags>* <data>"),
+    ("prepend", STORE_SYNTAX),
+    ("quit", ""),
+    ("replace", STORE_SYNTAX),
+    ("set", STORE_SYNTAX),
+    ("shutdown", "[graceful]"),
+    ("slabs", "<reassign|automove> ..."),
+    ("slabs|automove", "<0|1>"),
+    ("slabs|reassign", "<source-class> <dest-class>"),
+    ("stats", "[settings|items|slabs|sizes|conns]"),
+    ("touch", "<key> <exptime> [noreply]"),
+    ("verbosity", "<level> [noreply]"),
+    ("version", ""),
+];
+
+/// Completion and hints for the memcached prompt.
+pub fn docs() -> Docs {
+    Docs::from_table(COMMANDS, true)
+}
 
 /// Turns a typed line into a request; `None` for bad quoting.
 pub fn build(line: &str) -> Option<Request> {
@@ -201,6 +262,9 @@ impl McConn {
     }
 }
 
+/// Appended to the RESP prompt's history file name for this prompt's own.
+pub const HISTORY_SUFFIX: &str = ".memcache";
+
 /// Runs the memcached prompt (one-shot, stdin lines, or interactive).
 pub fn run(args: &CliArgs) -> i32 {
     let mut conn = match McConn::open(args) {
@@ -265,15 +329,18 @@ pub fn run(args: &CliArgs) -> i32 {
         }
         return 0;
     }
-    let Ok(mut editor) = Editor::<(), DefaultHistory>::new() else {
-        eprintln!("Error: cannot start the line editor");
-        return 1;
+    let mut editor = match LineEditor::new(docs(), history_path(HISTORY_SUFFIX)) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("Error: cannot start the line editor: {e}");
+            return 1;
+        }
     };
     let prompt = format!("{}:{} (memcache)> ", args.host, args.port());
     loop {
         match editor.readline(&prompt) {
             Ok(line) => {
-                let _ = editor.add_history_entry(line.as_str());
+                editor.remember(&line);
                 if matches!(line.trim(), "quit" | "exit") {
                     break;
                 }
@@ -331,6 +398,91 @@ mod tests {
         );
         assert_eq!(req("mg k v"), ("mg k v\r\n".into(), Expect::Line));
         assert!(build("set \"k").is_none());
+    }
+
+    #[test]
+    fn completes_memcached_command_names_as_typed() {
+        let d = docs();
+        assert_eq!(
+            d.completions("g"),
+            (
+                0,
+                vec!["gat".into(), "gats".into(), "get".into(), "gets".into()]
+            )
+        );
+        assert_eq!(d.completions("  fl").1, ["flush_all"]);
+        assert_eq!(d.completions("  fl").0, 2);
+        // memcached knows no `GET`: completion does not invent one
+        assert!(d.completions("G").1.is_empty());
+        assert_eq!(
+            d.completions("lru_crawler me"),
+            (12, vec!["metadump".into()])
+        );
+        assert_eq!(d.completions("slabs ").1, ["automove", "reassign"]);
+        assert!(d.completions("set k ").1.is_empty());
+        assert!(!d.complete("").iter().any(|n| n.contains('|')));
+    }
+
+    #[test]
+    fn hints_show_the_protocol_syntax() {
+        let d = docs();
+        assert_eq!(
+            d.hint("set").as_deref(),
+            Some(" <key> <flags> <exptime> [<bytes>] [noreply] <data>")
+        );
+        assert_eq!(
+            d.hint("set k 0 ").as_deref(),
+            Some("<exptime> [<bytes>] [noreply] <data>")
+        );
+        assert_eq!(
+            d.hint("cas k 0 0 ").as_deref(),
+            Some("[<bytes>] <cas-unique> [noreply] <data>")
+        );
+        assert_eq!(d.hint("gat ").as_deref(), Some("<exptime> <key>*"));
+        assert_eq!(d.hint("mg").as_deref(), Some(" <key> <flags>*"));
+        assert_eq!(
+            d.hint("lru_crawler metadump ").as_deref(),
+            Some("<classid,classid,classid|all|hash>")
+        );
+        assert_eq!(d.hint("set k"), None, "mid-word");
+        assert_eq!(d.hint("version"), None);
+        assert_eq!(d.hint("SET"), None);
+        assert_eq!(d.hint("bogus "), None);
+    }
+
+    #[test]
+    fn every_command_the_prompt_frames_has_a_hint() {
+        let names: Vec<&str> = COMMANDS.iter().map(|(n, _)| *n).collect();
+        assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted");
+        for cmd in STORAGE.iter().chain(&[
+            "get", "gets", "gat", "gats", "stats", "ms", "mg", "md", "ma", "quit",
+        ]) {
+            assert!(names.contains(cmd), "{cmd}");
+        }
+    }
+
+    #[test]
+    fn history_is_kept_across_sessions_in_its_own_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("hist");
+        // as `MAGPIE_HISTFILE=<dir>/hist` would set it
+        let path =
+            super::super::repl::history_path_from(Some(base.clone().into()), None, HISTORY_SUFFIX)
+                .unwrap();
+        assert_eq!(path, dir.path().join("hist.memcache"));
+        let mut first = LineEditor::new(docs(), Some(path.clone())).unwrap();
+        assert!(first.history().is_empty());
+        first.remember("set k 0 0 hello");
+        first.remember("   ");
+        first.remember("get k");
+        drop(first);
+        assert!(path.exists(), "saved after each line");
+        assert!(!base.exists(), "the RESP prompt's file is left alone");
+        let mut second = LineEditor::new(docs(), Some(path.clone())).unwrap();
+        assert_eq!(second.history(), ["set k 0 0 hello", "get k"]);
+        second.remember("delete k");
+        let third = LineEditor::new(docs(), Some(path)).unwrap();
+        assert_eq!(third.history(), ["set k 0 0 hello", "get k", "delete k"]);
     }
 
     #[test]

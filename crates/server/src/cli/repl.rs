@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -22,11 +23,14 @@ use super::split::split_args;
 use super::{CliArgs, Conn};
 
 /// What the prompt knows about commands: name (lowercase) to the one-line
-/// summary and argument synopsis.
+/// summary and argument synopsis. Subcommands are named `parent|sub`.
 #[derive(Default, Debug)]
 pub struct Docs {
     /// Lowercase command name to (summary, argument synopsis).
     pub commands: BTreeMap<String, (String, String)>,
+    /// Names must be typed as they are (memcached's lowercase commands);
+    /// otherwise any case matches and completion follows the user's case.
+    pub case_sensitive: bool,
 }
 
 fn text(r: &Reply) -> Option<String> {
@@ -97,6 +101,27 @@ impl Docs {
     /// carry `arguments` (Redis's form) or a ready `syntax` string.
     pub fn from_command_docs(reply: &Reply) -> Docs {
         let mut commands = BTreeMap::new();
+        Self::add_entries(reply, &mut commands);
+        Docs {
+            commands,
+            case_sensitive: false,
+        }
+    }
+
+    /// A fixed table of `(name, synopsis)` (the memcached prompt's).
+    pub fn from_table(table: &[(&str, &str)], case_sensitive: bool) -> Docs {
+        Docs {
+            commands: table
+                .iter()
+                .map(|(n, syn)| (n.to_string(), (String::new(), syn.to_string())))
+                .collect(),
+            case_sensitive,
+        }
+    }
+
+    /// Adds a `name -> doc` map's entries, and their `subcommands` (named
+    /// `parent|sub`, as Redis names them).
+    fn add_entries(reply: &Reply, commands: &mut BTreeMap<String, (String, String)>) {
         for (name, doc) in pairs(reply) {
             let Some(name) = text(name) else { continue };
             let summary = field(doc, "summary").and_then(text).unwrap_or_default();
@@ -109,8 +134,10 @@ impl Docs {
                     .join(" "),
             };
             commands.insert(name.to_ascii_lowercase(), (summary, synopsis));
+            if let Some(subs) = field(doc, "subcommands") {
+                Self::add_entries(subs, commands);
+            }
         }
-        Docs { commands }
     }
 
     /// Reads plain `COMMAND` output: names only, for completion.
@@ -120,7 +147,10 @@ impl Docs {
             .filter_map(|info| list(Some(info)).first().and_then(text))
             .map(|n| (n.to_ascii_lowercase(), Default::default()))
             .collect();
-        Docs { commands }
+        Docs {
+            commands,
+            case_sensitive: false,
+        }
     }
 
     /// Asks the server; an error reply (a server without COMMAND DOCS)
@@ -142,12 +172,19 @@ impl Docs {
     /// already typed.
     pub fn hint(&self, line: &str) -> Option<String> {
         let words = split_args(line)?;
-        let name = String::from_utf8_lossy(words.first()?).to_ascii_lowercase();
-        let (_, synopsis) = self.commands.get(&name)?;
+        let name = self.key(words.first()?);
+        // a container's subcommand (`CLIENT SETNAME`) has its own entry
+        let sub = words
+            .get(1)
+            .and_then(|s| self.commands.get(&format!("{name}|{}", self.key(s))));
+        let (name_words, (_, synopsis)) = match sub {
+            Some(doc) => (2, doc),
+            None => (1, self.commands.get(&name)?),
+        };
         if synopsis.is_empty() {
             return None;
         }
-        let typed = words.len() - 1;
+        let typed = words.len() - name_words;
         if !line.ends_with(' ') && typed > 0 {
             return None;
         }
@@ -159,30 +196,79 @@ impl Docs {
         Some(format!("{lead}{}", rest.join(" ")))
     }
 
-    /// Command names starting with `prefix` (any case), in the case the
-    /// user is typing in.
+    /// A typed word as the table names it.
+    fn key(&self, word: &[u8]) -> String {
+        let w = String::from_utf8_lossy(word);
+        if self.case_sensitive {
+            w.into_owned()
+        } else {
+            w.to_ascii_lowercase()
+        }
+    }
+
+    /// Command names starting with `prefix` (any case unless
+    /// `case_sensitive`), in the case the user is typing in.
     pub fn complete(&self, prefix: &str) -> Vec<String> {
-        let lower = prefix.to_ascii_lowercase();
-        let upper = prefix
+        let (up, head) = self.case_of(prefix);
+        self.commands
+            .keys()
+            .filter(|n| n.starts_with(&head) && !n.contains('|'))
+            .map(|n| Self::cased(n, up))
+            .collect()
+    }
+
+    /// What Tab offers at the end of `head`: where the replaced word
+    /// starts and the candidates. The first word completes to a command
+    /// name, the second to one of that command's subcommands.
+    pub fn completions(&self, head: &str) -> (usize, Vec<String>) {
+        let word_start = head.rfind(char::is_whitespace).map_or(0, |i| {
+            i + head[i..].chars().next().map_or(1, char::len_utf8)
+        });
+        let word = &head[word_start..];
+        let before: Vec<&str> = head[..word_start].split_whitespace().collect();
+        match before[..] {
+            [] => (word_start, self.complete(word)),
+            [parent] => (word_start, self.complete_sub(parent, word)),
+            _ => (head.len(), Vec::new()),
+        }
+    }
+
+    /// Subcommand names of `parent` starting with `prefix`, as
+    /// [`Docs::complete`] does command names.
+    pub fn complete_sub(&self, parent: &str, prefix: &str) -> Vec<String> {
+        let parent = self.key(parent.as_bytes());
+        let (up, head) = self.case_of(prefix);
+        let head = format!("{parent}|{head}");
+        self.commands
+            .keys()
+            .filter(|n| n.starts_with(&head))
+            .map(|n| Self::cased(&n[parent.len() + 1..], up))
+            .collect()
+    }
+
+    /// Whether to answer in capitals, and the prefix as the table has it.
+    fn case_of(&self, prefix: &str) -> (bool, String) {
+        if self.case_sensitive {
+            return (false, prefix.to_string());
+        }
+        let up = prefix
             .chars()
             .next()
             .is_some_and(|c| c.is_ascii_uppercase());
-        self.commands
-            .keys()
-            .filter(|n| n.starts_with(&lower))
-            .map(|n| {
-                if upper {
-                    n.to_ascii_uppercase()
-                } else {
-                    n.clone()
-                }
-            })
-            .collect()
+        (up, prefix.to_ascii_lowercase())
+    }
+
+    fn cased(name: &str, up: bool) -> String {
+        if up {
+            name.to_ascii_uppercase()
+        } else {
+            name.to_string()
+        }
     }
 }
 
 /// The rustyline helper: completion, grey hints.
-struct CliHelper {
+pub struct CliHelper {
     docs: Docs,
 }
 
@@ -194,12 +280,7 @@ impl Completer for CliHelper {
         pos: usize,
         _ctx: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<String>)> {
-        let head = &line[..pos];
-        let start = head.len() - head.trim_start().len();
-        if head[start..].contains(char::is_whitespace) {
-            return Ok((pos, Vec::new()));
-        }
-        Ok((start, self.docs.complete(&head[start..])))
+        Ok(self.docs.completions(&line[..pos]))
     }
 }
 
@@ -225,13 +306,82 @@ impl Highlighter for CliHelper {
 impl Validator for CliHelper {}
 impl Helper for CliHelper {}
 
-/// Where history lives: `$MAGPIE_HISTFILE` or `~/.magpie_history`;
-/// `/dev/null` turns it off.
-fn history_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("MAGPIE_HISTFILE") {
-        return (p != "/dev/null").then(|| PathBuf::from(p));
+/// Where history lives: `$MAGPIE_HISTFILE` or `~/.magpie_history`, with
+/// `suffix` appended (`--memcache` keeps its own file, `.memcache`);
+/// `MAGPIE_HISTFILE=/dev/null` turns both off.
+pub fn history_path(suffix: &str) -> Option<PathBuf> {
+    history_path_from(
+        std::env::var_os("MAGPIE_HISTFILE"),
+        std::env::var_os("HOME"),
+        suffix,
+    )
+}
+
+/// [`history_path`] given `$MAGPIE_HISTFILE` and `$HOME`.
+pub(super) fn history_path_from(
+    histfile: Option<OsString>,
+    home: Option<OsString>,
+    suffix: &str,
+) -> Option<PathBuf> {
+    let mut path = match histfile {
+        Some(p) if p == "/dev/null" => return None,
+        Some(p) => p,
+        None => PathBuf::from(home?)
+            .join(".magpie_history")
+            .into_os_string(),
+    };
+    path.push(suffix);
+    Some(PathBuf::from(path))
+}
+
+/// The interactive line editor both prompts use: completion and hints from
+/// `docs`, and the history in `history` (if any) loaded.
+pub struct LineEditor {
+    editor: Editor<CliHelper, DefaultHistory>,
+    history: Option<PathBuf>,
+}
+
+impl LineEditor {
+    /// Starts the editor (it needs no terminal until [`LineEditor::readline`]).
+    pub fn new(docs: Docs, history: Option<PathBuf>) -> rustyline::Result<LineEditor> {
+        let config = rustyline::Config::builder().auto_add_history(false).build();
+        let mut editor: Editor<CliHelper, DefaultHistory> = Editor::with_config(config)?;
+        editor.set_helper(Some(CliHelper { docs }));
+        if let Some(h) = &history {
+            // a missing file is a first session
+            let _ = editor.load_history(h);
+        }
+        Ok(LineEditor { editor, history })
     }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".magpie_history"))
+
+    /// Reads a line at `prompt`.
+    pub fn readline(&mut self, prompt: &str) -> rustyline::Result<String> {
+        self.editor.readline(prompt)
+    }
+
+    /// Adds a non-blank line to the history and saves the file at once, so
+    /// a session that dies keeps what was typed.
+    pub fn remember(&mut self, line: &str) {
+        if line.trim().is_empty() {
+            return;
+        }
+        let _ = self.editor.add_history_entry(line);
+        if let Some(h) = &self.history {
+            let _ = self.editor.save_history(h);
+        }
+    }
+
+    /// The lines in the history, oldest first.
+    pub fn history(&self) -> Vec<String> {
+        self.editor.history().iter().cloned().collect()
+    }
+
+    /// Replaces what completion and hints know.
+    pub fn set_docs(&mut self, docs: Docs) {
+        if let Some(h) = self.editor.helper_mut() {
+            h.docs = docs;
+        }
+    }
 }
 
 /// The REPL's state: the connection (none while disconnected) and where to.
@@ -378,19 +528,13 @@ pub fn run(args: &CliArgs) -> i32 {
         return 0;
     }
     let docs = s.conn.as_mut().map(Docs::fetch).unwrap_or_default();
-    let config = rustyline::Config::builder().auto_add_history(false).build();
-    let mut editor: Editor<CliHelper, DefaultHistory> = match Editor::with_config(config) {
+    let mut editor = match LineEditor::new(docs, history_path("")) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("Error: cannot start the line editor: {e}");
             return 1;
         }
     };
-    editor.set_helper(Some(CliHelper { docs }));
-    let history = history_path();
-    if let Some(h) = &history {
-        let _ = editor.load_history(h);
-    }
     loop {
         match editor.readline(&s.prompt()) {
             Ok(line) => {
@@ -398,11 +542,8 @@ pub fn run(args: &CliArgs) -> i32 {
                     .split_whitespace()
                     .next()
                     .is_some_and(|w| w.eq_ignore_ascii_case("auth"));
-                if !line.trim().is_empty() && !secret {
-                    let _ = editor.add_history_entry(line.as_str());
-                    if let Some(h) = &history {
-                        let _ = editor.save_history(h);
-                    }
+                if !secret {
+                    editor.remember(&line);
                 }
                 let was_connected = s.conn.is_some();
                 if let Flow::Quit = s.line(&line) {
@@ -415,8 +556,8 @@ pub fn run(args: &CliArgs) -> i32 {
                         .to_ascii_lowercase()
                         .starts_with("connect ")
                 {
-                    if let (Some(conn), Some(h)) = (s.conn.as_mut(), editor.helper_mut()) {
-                        h.docs = Docs::fetch(conn);
+                    if let Some(conn) = s.conn.as_mut() {
+                        editor.set_docs(Docs::fetch(conn));
                     }
                 }
             }
@@ -505,6 +646,57 @@ mod tests {
         assert_eq!(d.complete("S"), ["SET"]);
         assert_eq!(d.complete("d"), ["del"]);
         assert_eq!(d.commands["set"].0, "Sets a key");
+    }
+
+    #[test]
+    fn history_files() {
+        let home = Some(OsString::from("/home/u"));
+        assert_eq!(
+            history_path_from(None, home.clone(), ""),
+            Some(PathBuf::from("/home/u/.magpie_history"))
+        );
+        assert_eq!(
+            history_path_from(None, home.clone(), ".memcache"),
+            Some(PathBuf::from("/home/u/.magpie_history.memcache"))
+        );
+        assert_eq!(
+            history_path_from(Some("/t/h".into()), home.clone(), ""),
+            Some(PathBuf::from("/t/h"))
+        );
+        assert_eq!(
+            history_path_from(Some("/t/h".into()), home.clone(), ".memcache"),
+            Some(PathBuf::from("/t/h.memcache"))
+        );
+        assert_eq!(
+            history_path_from(Some("/dev/null".into()), home, ".memcache"),
+            None
+        );
+        assert_eq!(history_path_from(None, None, ""), None);
+    }
+
+    #[test]
+    fn completes_commands_then_subcommands() {
+        let mut d = Docs::default();
+        for n in [
+            "client",
+            "client|setname",
+            "client|setinfo",
+            "client|id",
+            "config",
+        ] {
+            d.commands.insert(n.into(), Default::default());
+        }
+        assert_eq!(
+            d.completions("c"),
+            (0, vec!["client".into(), "config".into()])
+        );
+        assert_eq!(
+            d.completions("CLIENT SET"),
+            (7, vec!["SETINFO".into(), "SETNAME".into()])
+        );
+        assert_eq!(d.completions("client  i").1, ["id"]);
+        assert_eq!(d.completions("client id ").1, Vec::<String>::new());
+        assert_eq!(d.completions("config g").1, Vec::<String>::new());
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::session::Session;
 use crate::shared::Shared;
 use crate::stats::Door;
 
+pub mod command_docs;
 pub mod connection;
 pub mod expire;
 pub mod keys;

@@ -723,7 +723,9 @@ fn write_command_info(out: &mut ReplyWriter<'_>, spec: &CommandSpec) {
 fn write_command_docs(out: &mut ReplyWriter<'_>, spec: &CommandSpec) {
     let subs = subcommands(spec.name);
     let since = redis_docs(spec.name).map(|(_, since, _)| *since);
-    out.map(2 + since.is_some() as usize + !subs.is_empty() as usize);
+    // as Redis: no `arguments` field for a command without arguments
+    let args = super::command_docs::arguments(spec.name).unwrap_or(&[]);
+    out.map(2 + since.is_some() as usize + !args.is_empty() as usize + !subs.is_empty() as usize);
     out.bulk(b"summary");
     out.bulk(spec.summary.as_bytes());
     if let Some(since) = since {
@@ -732,6 +734,10 @@ fn write_command_docs(out: &mut ReplyWriter<'_>, spec: &CommandSpec) {
     }
     out.bulk(b"group");
     out.bulk(spec.group.as_bytes());
+    if !args.is_empty() {
+        out.bulk(b"arguments");
+        super::command_docs::write_arguments(out, args);
+    }
     if !subs.is_empty() {
         out.bulk(b"subcommands");
         out.map(subs.len());
