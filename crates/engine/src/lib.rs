@@ -73,6 +73,28 @@ pub struct View<'a> {
     pub meta: Meta,
 }
 
+/// Largest CAS a caller may choose for a write ([`Txn::use_cas`]):
+/// 2^63 - 1. The engine's counter moves past every chosen value so that
+/// later automatic CAS values stay unique and increasing; capping chosen
+/// values here leaves the counter at least 2^63 more writes before it
+/// could wrap (never, in practice), and keeps every CAS inside the signed
+/// 64-bit range that many client libraries store it in.
+pub const MAX_CHOSEN_CAS: u64 = i64::MAX as u64;
+
+/// A CAS refused by [`Txn::use_cas`]: 0 (which the memcached protocol
+/// reads as "no CAS" and the engine never issues) or above
+/// [`MAX_CHOSEN_CAS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CasOutOfRange;
+
+impl std::fmt::Display for CasOutOfRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CAS must be between 1 and {MAX_CHOSEN_CAS}")
+    }
+}
+
+impl std::error::Error for CasOutOfRange {}
+
 /// Counts kept by the engine for INFO / stats.
 #[derive(Debug, Default)]
 pub struct EngineStats {
@@ -296,8 +318,17 @@ impl Engine {
         ((hash >> 48) as usize) & self.shard_mask
     }
 
-    fn next_cas(&self) -> u64 {
-        self.next_cas.fetch_add(1, Ordering::Relaxed)
+    /// The CAS of a new version: `chosen` (see [`Txn::use_cas`]), after
+    /// moving the counter past it, or else the counter's next value.
+    fn cas_for(&self, chosen: Option<u64>) -> u64 {
+        match chosen {
+            Some(cas) => {
+                // cas <= MAX_CHOSEN_CAS, so cas + 1 cannot overflow
+                self.next_cas.fetch_max(cas + 1, Ordering::Relaxed);
+                cas
+            }
+            None => self.next_cas.fetch_add(1, Ordering::Relaxed),
+        }
     }
 
     /// Locks the shards holding `keys` in database `db` (in ascending shard
@@ -327,6 +358,7 @@ impl Engine {
             now,
             guards,
             remembered,
+            chosen_cas: None,
         }
     }
 
@@ -411,7 +443,7 @@ impl Engine {
         let mut removed = 0;
         for db in self.dbs.iter() {
             for s in db.shards.iter() {
-                removed += s.lock().expire_due(now, budget);
+                removed += s.lock().expire_due(&self.hasher, now, budget);
             }
         }
         self.stats
@@ -549,12 +581,38 @@ pub struct Txn<'a> {
     /// (address, length, hash) of a single key named at the start, so the
     /// usual one-key command hashes its key once, not twice.
     remembered: Option<(usize, usize, u64)>,
+    /// The CAS the next new version takes instead of the counter's next
+    /// value ([`Txn::use_cas`]).
+    chosen_cas: Option<u64>,
 }
 
 impl<'a> Txn<'a> {
     /// The time (ms) this transaction evaluates expiry against.
     pub fn now(&self) -> u64 {
         self.now
+    }
+
+    /// Makes the next write of this transaction that creates a new version
+    /// ([`Txn::set`], [`Txn::set_with`], [`Txn::rewrite`], [`Txn::copy`],
+    /// [`Txn::set_flags`]) take `cas` as its CAS instead of the counter's
+    /// next value (memcached's meta `E` flag). The choice is used once:
+    /// that write consumes it whether or not it stores anything (a set
+    /// whose expiry has passed deletes; a rewrite of an absent key does
+    /// nothing), and later writes are numbered by the counter again.
+    /// [`Txn::set_expiry`] keeps the CAS and leaves the choice pending.
+    ///
+    /// The write is logged with `cas` like any other, and the counter moves
+    /// past `cas`, so automatic CAS values issued afterwards are above it
+    /// (also after a restart, which resumes above the largest logged CAS).
+    /// Uniqueness becomes the caller's business: two writes given the same
+    /// `cas` carry the same CAS. Refused (nothing changes) for 0 and for
+    /// values above [`MAX_CHOSEN_CAS`].
+    pub fn use_cas(&mut self, cas: u64) -> Result<(), CasOutOfRange> {
+        if cas == 0 || cas > MAX_CHOSEN_CAS {
+            return Err(CasOutOfRange);
+        }
+        self.chosen_cas = Some(cas);
+        Ok(())
     }
 
     fn shard(&mut self, key: &[u8]) -> (u64, &mut Shard, &'a Engine) {
@@ -643,13 +701,14 @@ impl<'a> Txn<'a> {
         expire_at: Option<u64>,
         fill: impl FnOnce(&mut [u8]),
     ) -> u64 {
+        let chosen = self.chosen_cas.take();
         if matches!(expire_at, Some(t) if t <= self.now) {
             self.remove(key);
             return 0;
         }
         let db = self.db;
         let (hash, shard, engine) = self.shard(key);
-        let cas = engine.next_cas();
+        let cas = engine.cas_for(chosen);
         let meta = Meta {
             cas,
             expire_at,
@@ -680,10 +739,11 @@ impl<'a> Txn<'a> {
         fill: impl FnOnce(&[u8], &mut [u8]),
     ) -> Option<u64> {
         let (now, db) = (self.now, self.db);
+        let chosen = self.chosen_cas.take();
         let (hash, shard, engine) = self.shard(key);
         let (old, _) = shard.get(hash, key, now);
         let old = old?;
-        let cas = engine.next_cas();
+        let cas = engine.cas_for(chosen);
         let meta = Meta { cas, ..old.meta() };
         let entry = Entry::build_with(key, len, meta, |dst| fill(old.value(), dst));
         if let Some(sink) = engine.sink() {
@@ -708,13 +768,14 @@ impl<'a> Txn<'a> {
     /// `src` is absent (then `dst` is untouched).
     pub fn copy(&mut self, src: &[u8], dst: &[u8]) -> Option<u64> {
         let now = self.now;
+        let chosen = self.chosen_cas.take();
         let (hash, shard, engine) = self.shard(src);
         let (found, expired) = shard.get(hash, src, now);
         if expired {
             engine.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
         }
         let old = found?;
-        let cas = engine.next_cas();
+        let cas = engine.cas_for(chosen);
         let meta = Meta { cas, ..old.meta() };
         let value = old.value();
         let entry = Entry::build_with(dst, value.len(), meta, |d| d.copy_from_slice(value));
@@ -774,12 +835,13 @@ impl<'a> Txn<'a> {
 
     /// Replaces the client flags of a live `key`, giving it a new CAS.
     pub fn set_flags(&mut self, key: &[u8], flags: u32) -> bool {
+        let chosen = self.chosen_cas.take();
         if !self.exists(key) {
             return false;
         }
         let db = self.db;
         let (hash, shard, engine) = self.shard(key);
-        let cas = engine.next_cas();
+        let cas = engine.cas_for(chosen);
         let updated = shard.update_meta(&engine.hasher, hash, key, |m| Meta { flags, cas, ..m });
         if let (true, Some(sink)) = (updated, engine.sink()) {
             if let Some(e) = shard.peek(hash, key, 0) {

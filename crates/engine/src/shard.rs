@@ -14,7 +14,9 @@ use crate::entry::{Entry, Meta};
 pub(crate) struct Shard {
     table: HashTable<Entry>,
     /// Keys that carry a TTL, ordered by expiry: (expire_at, cas, hash).
-    /// The CAS identifies the exact entry (unique per write), the hash finds it.
+    /// The hash finds the entry and the CAS tells it from a later version
+    /// of the same key. A CAS is not unique across keys (a caller may
+    /// choose one, `Txn::use_cas`), so removal also checks the key's hash.
     expires: BTreeSet<(u64, u64, u64)>,
     /// Bumped whenever the table may move entries between buckets (growth,
     /// in-place rehash, shrink), so a SCAN cursor from before restarts the shard.
@@ -152,7 +154,7 @@ impl Shard {
 
     /// Removes up to `budget` entries whose expiry is at or before `now`.
     /// Returns how many were removed.
-    pub(crate) fn expire_due(&mut self, now: u64, budget: usize) -> usize {
+    pub(crate) fn expire_due(&mut self, state: &RandomState, now: u64, budget: usize) -> usize {
         let mut removed = 0;
         while removed < budget {
             let Some(&(t, cas, hash)) = self.expires.first() else {
@@ -162,7 +164,10 @@ impl Shard {
                 break;
             }
             self.expires.pop_first();
-            if let Ok(found) = self.table.find_entry(hash, |e| e.cas() == cas) {
+            // the CAS first (cheap), then the key's own hash: another key
+            // probed on the way may carry the same caller-chosen CAS
+            let is_it = |e: &Entry| e.cas() == cas && hash_of(state, e.key()) == hash;
+            if let Ok(found) = self.table.find_entry(hash, is_it) {
                 let (old, _) = found.remove();
                 self.bytes -= old.alloc_size();
                 removed += 1;
@@ -259,10 +264,38 @@ mod tests {
         );
         let (found, expired) = s.get(h0, &[b'k', 0], 6);
         assert!(found.is_none() && expired);
-        assert_eq!(s.expire_due(12, 10), 1);
+        assert_eq!(s.expire_due(&st, 12, 10), 1);
         assert_eq!(s.len(), 1);
-        assert_eq!(s.expire_due(100, 0), 0);
-        assert_eq!(s.expire_due(100, 10), 1);
+        assert_eq!(s.expire_due(&st, 100, 0), 0);
+        assert_eq!(s.expire_due(&st, 100, 10), 1);
+        assert_eq!((s.len(), s.expires_len(), s.bytes()), (0, 0, 0));
+    }
+
+    #[test]
+    fn active_expiry_removes_the_right_key_when_keys_share_a_cas() {
+        // every key has CAS 7 (chosen by a client); half expire at 5, half
+        // at 50. With a few thousand keys many share a probe group and tag,
+        // so matching on the CAS alone would remove the wrong ones.
+        let st = RandomState::default();
+        let mut s = Shard::default();
+        let key = |i: u32| format!("key{i}").into_bytes();
+        for i in 0..4000u32 {
+            let k = key(i);
+            let t = if i % 2 == 0 { 5 } else { 50 };
+            s.insert(
+                &st,
+                hash_of(&st, &k),
+                Entry::build(&k, &[b"v"], meta(7, Some(t))),
+            );
+        }
+        assert_eq!(s.expire_due(&st, 10, usize::MAX), 2000);
+        assert_eq!((s.len(), s.expires_len()), (2000, 2000));
+        for i in 0..4000u32 {
+            let k = key(i);
+            let found = s.peek(hash_of(&st, &k), &k, 0).is_some();
+            assert_eq!(found, i % 2 == 1, "key{i}");
+        }
+        assert_eq!(s.expire_due(&st, 100, usize::MAX), 2000);
         assert_eq!((s.len(), s.expires_len(), s.bytes()), (0, 0, 0));
     }
 }

@@ -426,9 +426,107 @@ fn replay_keeps_cas_and_later_writes_get_higher_cas() {
     assert!(e.txn(1, &[b"x"], 1).set(b"x", &[b"v"], 0, None) > 500);
 }
 
+#[test]
+fn a_chosen_cas_is_used_once_and_the_counter_moves_past_it() {
+    let e = engine();
+    let r = Arc::new(Recorder::default());
+    e.set_sink(r.clone());
+    let auto = e.txn(0, &[b"a"], 1).set(b"a", &[b"1"], 0, None);
+    let mut t = e.txn(0, &[b"k"], 1);
+    t.use_cas(1000).unwrap();
+    assert_eq!(t.set(b"k", &[b"v"], 3, None), 1000);
+    // used once: the next write in the same transaction is numbered again
+    let next = t.set(b"k", &[b"w"], 3, None);
+    assert_eq!(next, 1001);
+    drop(t);
+    assert!(next > auto);
+    // a chosen value below the counter is taken as given (may repeat an
+    // old CAS) and leaves the counter where it was
+    let mut t = e.txn(0, &[b"k"], 1);
+    t.use_cas(auto).unwrap();
+    assert_eq!(t.set(b"k", &[b"x"], 0, None), auto);
+    assert_eq!(t.get(b"k").unwrap().meta.cas, auto);
+    assert_eq!(t.set(b"k", &[b"y"], 0, None), 1002);
+    // rewrite, set_flags and copy take it too; set_expiry leaves it pending
+    t.use_cas(5000).unwrap();
+    assert!(t.set_expiry(b"k", Some(99)));
+    assert_eq!(t.get(b"k").unwrap().meta.cas, 1002);
+    assert_eq!(t.rewrite(b"k", 1, |_, d| d[0] = b'r'), Some(5000));
+    t.use_cas(6000).unwrap();
+    assert!(t.set_flags(b"k", 8));
+    assert_eq!(t.get(b"k").unwrap().meta.cas, 6000);
+    drop(t);
+    let mut t = e.txn(0, &[&b"k"[..], b"c", b"absent"], 1);
+    t.use_cas(7000).unwrap();
+    assert_eq!(t.copy(b"k", b"c"), Some(7000));
+    // consumed even when the write stores nothing
+    t.use_cas(8000).unwrap();
+    assert_eq!(t.rewrite(b"absent", 1, |_, _| {}), None);
+    assert_eq!(t.set(b"c", &[b"z"], 0, None), 7001);
+    t.use_cas(9000).unwrap();
+    assert_eq!(t.set(b"c", &[b"z"], 0, Some(1)), 0, "expired: deleted");
+    assert_eq!(t.set(b"c", &[b"z"], 0, None), 7002, "9000 was not used");
+    drop(t);
+    // every chosen CAS reached the log as given
+    let logged: Vec<u64> =
+        r.0.lock()
+            .iter()
+            .filter_map(|o| match o {
+                Owned::Set(_, _, _, _, _, c) => Some(*c),
+                _ => None,
+            })
+            .collect();
+    assert_eq!(
+        logged,
+        [auto, 1000, 1001, auto, 1002, 5000, 6000, 7000, 7001, 7002]
+    );
+}
+
+#[test]
+fn chosen_cas_range_is_1_to_2_pow_63_minus_1_and_the_counter_never_wraps() {
+    let e = engine();
+    let mut t = e.txn(0, &[b"k"], 1);
+    for bad in [0, MAX_CHOSEN_CAS + 1, u64::MAX] {
+        assert_eq!(t.use_cas(bad), Err(CasOutOfRange));
+    }
+    // a refused value leaves no choice pending
+    let auto = t.set(b"k", &[b"v"], 0, None);
+    assert!(auto < 100);
+    t.use_cas(MAX_CHOSEN_CAS).unwrap();
+    assert_eq!(t.set(b"k", &[b"v"], 0, None), MAX_CHOSEN_CAS);
+    assert_eq!(t.set(b"k", &[b"v"], 0, None), MAX_CHOSEN_CAS + 1);
+    assert_eq!(
+        CasOutOfRange.to_string(),
+        "CAS must be between 1 and 9223372036854775807"
+    );
+}
+
+#[test]
+fn replay_of_a_chosen_cas_resumes_the_counter_above_it() {
+    let live = engine();
+    let r = Arc::new(Recorder::default());
+    live.set_sink(r.clone());
+    let mut t = live.txn(0, &[b"k"], 1);
+    t.use_cas(1 << 40).unwrap();
+    t.set(b"k", &[b"v"], 0, None);
+    drop(t);
+    let rebuilt = engine();
+    replay_into(&rebuilt, &r.0.lock());
+    assert_eq!(
+        rebuilt.txn(0, &[b"k"], 1).get(b"k").unwrap().meta.cas,
+        1 << 40
+    );
+    assert_eq!(
+        rebuilt.txn(0, &[b"n"], 1).set(b"n", &[b"v"], 0, None),
+        (1 << 40) + 1
+    );
+}
+
 #[derive(Clone, Debug)]
 enum LogOp {
     Set(u8, u8, Option<u64>),
+    /// A set with a chosen CAS (small, so keys share and repeat values).
+    SetCas(u8, Option<u64>, u64),
     Append(u8),
     Remove(u8),
     Expire(u8, Option<u64>),
@@ -446,6 +544,7 @@ fn log_op() -> impl Strategy<Value = LogOp> {
     let ttl = proptest::option::of(0u64..40);
     prop_oneof![
         4 => (key.clone(), any::<u8>(), ttl.clone()).prop_map(|(k, v, t)| LogOp::Set(k, v, t)),
+        2 => (key.clone(), ttl.clone(), 1u64..20).prop_map(|(k, t, c)| LogOp::SetCas(k, t, c)),
         2 => key.clone().prop_map(LogOp::Append),
         2 => key.clone().prop_map(LogOp::Remove),
         2 => (key.clone(), ttl).prop_map(|(k, t)| LogOp::Expire(k, t)),
@@ -472,6 +571,11 @@ proptest! {
             let k = |i: u8| vec![b'k', i];
             match op {
                 LogOp::Set(i, v, t) => { live.txn(db, &[k(i)], now).set(&k(i), &[&[v]], 0, t.map(|t| now + t)); }
+                LogOp::SetCas(i, t, c) => {
+                    let mut txn = live.txn(db, &[k(i)], now);
+                    txn.use_cas(c).unwrap();
+                    txn.set(&k(i), &[b"c"], 0, t.map(|t| now + t));
+                }
                 LogOp::Append(i) => {
                     let mut t = live.txn(db, &[k(i)], now);
                     let len = t.get(&k(i)).map(|v| v.value.len());
@@ -495,5 +599,8 @@ proptest! {
         replay_into(&rebuilt, &r.0.lock());
         rebuilt.expire_cycle(now, usize::MAX);
         prop_assert_eq!(dump(&rebuilt, now), dump(&live, now));
+        // the rebuilt counter resumes above every CAS seen, chosen or not
+        let max = dump(&live, 0).iter().map(|x| x.3.cas).max().unwrap_or(0);
+        prop_assert!(rebuilt.txn(0, &[b"new"], now).set(b"new", &[b"v"], 0, None) > max);
     }
 }

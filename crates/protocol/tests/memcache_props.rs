@@ -1,7 +1,11 @@
 //! Properties of the memcached parser's "memcached-lite" short form
 //! `set <key> <bytes>`: it means exactly `set <key> 0 0 <bytes>`, however
-//! the bytes arrive, and no other short storage line changes meaning.
+//! the bytes arrive, and no other short storage line changes meaning. And
+//! of the meta `E<cas>` token: any number is either taken as the new CAS
+//! or refused as out of range, on every command that has it, without
+//! losing the request that follows.
 
+use magpie_protocol::memcache::meta::{E_OUT_OF_RANGE, MAX_EXPLICIT_CAS};
 use magpie_protocol::memcache::{
     check_memcache_parser_invariants, Limits, Parsed, Parser, Request,
 };
@@ -81,5 +85,36 @@ proptest! {
         let mut p = Parser::new(Limits::default());
         let want = Parsed::Request(Request::Error { line: "ERROR", noreply: false }, line.len());
         prop_assert_eq!(p.parse(line.as_bytes()), want);
+    }
+
+    #[test]
+    fn e_token_is_the_new_cas_or_out_of_range_on_every_meta_command(
+        cas in prop_oneof![
+            any::<u64>(),
+            Just(0u64),
+            Just(MAX_EXPLICIT_CAS),
+            Just(MAX_EXPLICIT_CAS + 1),
+            Just(u64::MAX),
+        ],
+        cmd in prop::sample::select(vec!["mg", "md", "ma", "ms"]),
+        before in prop::sample::select(vec!["", "v ", "C5 ", "q ", "I "]),
+        after in prop::sample::select(vec!["", " c", " k", " O9"]),
+        chunk in 1usize..48,
+    ) {
+        let body = if cmd == "ms" { " 3" } else { "" };
+        let data = if cmd == "ms" { "a\r\n\r\n" } else { "" };
+        let input = format!("{cmd} key{body} {before}E{cas}{after}\r\n{data}mn\r\n");
+        let got = parse_all(input.as_bytes(), chunk);
+        prop_assert_eq!(got.len(), 2, "{:?}", got);
+        if (1..=MAX_EXPLICIT_CAS).contains(&cas) {
+            let want = format!("new_cas: Some({cas})");
+            prop_assert!(got[0].contains(&want), "{}", got[0]);
+        } else {
+            let want = format!("{:?}", Request::Error { line: E_OUT_OF_RANGE, noreply: false });
+            prop_assert_eq!(&got[0], &want);
+        }
+        // the request after it (ms: after its skipped block) is intact
+        prop_assert_eq!(&got[1], "MetaNoop");
+        check_memcache_parser_invariants(input.as_bytes());
     }
 }

@@ -438,7 +438,6 @@ fn meta_errors() {
         "mg\r\n",
         "mg k v v\r\n",
         "mg k z\r\n",
-        "mg k E5\r\n",
         "mg k \u{7f}\r\n",
         &format!("mg k {long_opaque}\r\n"),
         &format!("mg {long_key} v\r\n"),
@@ -601,24 +600,11 @@ fn meta_hit_before_flag() {
     ]);
 }
 
-/// `E` (set an explicit CAS) is not in memcached 1.6.18: both refuse it
-/// the same way on every meta command (and ms skips its data block).
-#[test]
-fn meta_explicit_cas_flag_is_refused_as_memcached_1_6_18_refuses_it() {
-    diff(&[
-        "ms ek 2 E5\r\nhi\r\n",
-        "mg ek v\r\n",
-        "ms ek 2 T0 E5 c\r\nhi\r\n",
-        "ms ek 2\r\nhi\r\n",
-        "mg ek E5 v\r\n",
-        "md ek E5\r\n",
-        "md ek I E5\r\n",
-        "ma ek E5\r\n",
-        "ma nc N0 E5\r\n",
-        "mg ek v\r\n",
-        "mg nc v\r\n",
-    ]);
-}
+// No differential case for the meta `E` flag (explicit new CAS): memcached
+// 1.6.18, the reference run here, does not know it and refuses it, while
+// magpie follows the newer protocol.txt (1.6.21+) and accepts it on mg ms
+// md ma. It is tested on its own in memcache_edges.rs; docs/memcached.md
+// lists it among the deliberate differences.
 
 /// Connection-level behaviour: quit, over-long lines, split writes, stats.
 #[test]

@@ -1,8 +1,9 @@
 //! The memcached front door at its edges, over real sockets: the
 //! "memcached-lite" `set <key> <bytes>` form, the stats groups monitoring
 //! tools read, absolute exptimes, CAS across the memcached and Redis
-//! protocols, TTLs through append/prepend, and one client's garbage not
-//! reaching another client's pipeline.
+//! protocols, TTLs through append/prepend, one client's garbage not
+//! reaching another client's pipeline, and the meta `E` flag (explicit new
+//! CAS), including across a restart.
 
 mod common;
 
@@ -405,4 +406,155 @@ fn garbage_on_one_connection_does_not_reach_another() {
     assert!(noisy.join().unwrap() >= 1);
     // the noisy client stored nothing (its lines were all refused)
     assert_eq!(c.request(b"get k x\r\n"), b"END\r\n");
+}
+
+/// The CAS of the item a `gets` reply shows.
+fn gets_cas(c: &mut McRaw, key: &str) -> u64 {
+    let reply = text(c.request(format!("gets {key}\r\n").as_bytes()));
+    let first = reply.lines().next().unwrap_or_default();
+    first
+        .split(' ')
+        .nth(4)
+        .unwrap_or_else(|| panic!("no cas in {reply:?}"))
+        .parse()
+        .unwrap()
+}
+
+/// Meta `E<cas>` (memcached 1.6.21+): the new version takes the client's
+/// CAS on ms (with C comparing the old one), on mg N vivify, md I and ma;
+/// later automatic CAS values, from either protocol, are above it.
+#[test]
+fn meta_e_sets_the_new_cas_and_later_writes_number_above_it() {
+    let (s, port) = magpie_mc(&[]);
+    let mut c = McRaw::connect(port);
+    assert_eq!(c.request(b"ms k 2 E1000 c\r\nhi\r\n"), b"HD c1000\r\n");
+    assert_eq!(c.request(b"mg k c v\r\n"), b"VA 2 c1000\r\nhi\r\n");
+    assert_eq!(gets_cas(&mut c, "k"), 1000);
+    // C compares the old CAS, E sets the new one; a failed compare changes
+    // nothing
+    assert_eq!(c.request(b"ms k 2 C999 E2000\r\nno\r\n"), b"EX\r\n");
+    assert_eq!(c.request(b"mg k c v\r\n"), b"VA 2 c1000\r\nhi\r\n");
+    assert_eq!(
+        c.request(b"ms k 2 C1000 E2000 c\r\nyo\r\n"),
+        b"HD c2000\r\n"
+    );
+    assert_eq!(c.request(b"mg k c v\r\n"), b"VA 2 c2000\r\nyo\r\n");
+    // the classic cas command compares against a chosen CAS like any other
+    assert_eq!(c.request(b"cas k 0 0 1 2000\r\nz\r\n"), b"STORED\r\n");
+    // a plain set now gets a CAS above every chosen one
+    let after_set = gets_cas(&mut c, "k");
+    assert!(after_set > 2000, "{after_set}");
+    assert_eq!(c.request(b"set k 0 0 1\r\nx\r\n"), b"STORED\r\n");
+    assert!(gets_cas(&mut c, "k") > after_set);
+    // a Redis SET after an E write changes the CAS (upward)
+    assert_eq!(c.request(b"ms k 2 E3000\r\nhi\r\n"), b"HD\r\n");
+    assert_eq!(s.client().cmd(&["SET", "k", "redis"]), b"+OK\r\n");
+    let redis_cas = gets_cas(&mut c, "k");
+    assert!(redis_cas > 3000, "{redis_cas}");
+    // a value below the counter is taken as given
+    assert_eq!(c.request(b"ms k 2 E7 c\r\nlo\r\n"), b"HD c7\r\n");
+    assert_eq!(s.client().cmd(&["GET", "k"]), b"$2\r\nlo\r\n");
+
+    // mg N: the vivified item has the chosen CAS (E is ignored on a hit)
+    assert_eq!(
+        c.request(b"mg nv N30 E4000 c v\r\n"),
+        b"VA 0 c4000 W\r\n\r\n"
+    );
+    assert_eq!(c.request(b"mg nv E4500 c\r\n"), b"HD c4000 Z\r\n");
+    // md I: the stale version has the chosen CAS, and mg wins it
+    assert_eq!(c.request(b"md k I E5000\r\n"), b"HD\r\n");
+    assert_eq!(c.request(b"mg k c v\r\n"), b"VA 2 c5000 X W\r\nlo\r\n");
+    assert_eq!(c.request(b"mg k c\r\n"), b"HD c5000 Z X\r\n");
+    // ms E over it stores a fresh, unmarked version
+    assert_eq!(c.request(b"ms k 2 E5000\r\nok\r\n"), b"HD\r\n");
+    assert_eq!(c.request(b"mg k c v\r\n"), b"VA 2 c5000\r\nok\r\n");
+    // md without I deletes; E has nothing to number
+    assert_eq!(c.request(b"md k E5100 q\r\nmg k\r\n"), b"EN\r\n");
+    // ma: the changed counter, or the vivified one, takes the chosen CAS;
+    // a miss or failed compare leaves the counter alone
+    assert_eq!(c.request(b"set n 0 0 1\r\n5\r\n"), b"STORED\r\n");
+    assert_eq!(c.request(b"ma n E6000 c v\r\n"), b"VA 1 c6000\r\n6\r\n");
+    assert_eq!(c.request(b"ma n C1 E6100 c\r\n"), b"EX\r\n");
+    assert_eq!(
+        c.request(b"ma n C6000 E6200 MD c v\r\n"),
+        b"VA 1 c6200\r\n5\r\n"
+    );
+    assert_eq!(c.request(b"ma nope E6300\r\n"), b"NF\r\n");
+    assert_eq!(
+        c.request(b"ma nn N0 J10 E6400 c v\r\n"),
+        b"VA 2 c6400\r\n10\r\n"
+    );
+    assert!(c
+        .request(b"me nn\r\n")
+        .starts_with(b"ME nn exp=-1 cas=6400 "));
+    let next = {
+        assert_eq!(c.request(b"set p 0 0 1\r\nx\r\n"), b"STORED\r\n");
+        gets_cas(&mut c, "p")
+    };
+    assert!(next > 6400, "{next}");
+}
+
+/// Bad and out-of-range `E` tokens are refused before anything changes.
+#[test]
+fn meta_e_tokens_out_of_range_or_malformed_are_refused() {
+    let (_s, port) = magpie_mc(&[]);
+    let mut c = McRaw::connect(port);
+    assert_eq!(c.request(b"ms k 2 E100 c\r\nhi\r\n"), b"HD c100\r\n");
+    let range = "CLIENT_ERROR E token out of range (1 to 9223372036854775807)\r\n";
+    let bad = "CLIENT_ERROR bad token in command line format\r\n";
+    let md_ma = "CLIENT_ERROR invalid or duplicate flag\r\n";
+    for (req, want) in [
+        // ms skips its data block after the error
+        ("ms k 2 E0\r\nno\r\n", range),
+        ("ms k 2 E9223372036854775808\r\nno\r\n", range),
+        ("ms k 2 Ex\r\nno\r\n", bad),
+        ("ms k 2 E-5\r\nno\r\n", bad),
+        ("mg k E18446744073709551615 v\r\n", range),
+        ("mg k E v\r\n", bad),
+        ("md k I E0\r\n", range),
+        ("md k I Ex\r\n", md_ma),
+        ("ma k E0\r\n", range),
+        ("ma k Ex\r\n", md_ma),
+        ("mg nv N30 E0\r\n", range),
+    ] {
+        assert_eq!(text(c.request(req.as_bytes())), want, "{req:?}");
+    }
+    assert_eq!(
+        c.request(b"mg k c v\r\nmg nv\r\n"),
+        b"VA 2 c100\r\nhi\r\nEN\r\n"
+    );
+    // the largest accepted value, and the counter goes on above it
+    assert_eq!(
+        c.request(b"ms big 1 E9223372036854775807 c\r\nx\r\n"),
+        b"HD c9223372036854775807\r\n"
+    );
+    assert_eq!(c.request(b"set k 0 0 1\r\ny\r\n"), b"STORED\r\n");
+    assert_eq!(gets_cas(&mut c, "k"), 9_223_372_036_854_775_808);
+}
+
+/// A chosen CAS is persisted like any other: after a restart the item has
+/// it and new writes are numbered above it.
+#[test]
+fn meta_e_cas_survives_restart_and_the_counter_stays_above_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let flags = ["--dir", d, "--appendfsync", "always"];
+    let chosen: u64 = 1 << 40;
+    {
+        let (_s, port) = magpie_mc(&flags);
+        let mut c = McRaw::connect(port);
+        let req = format!("ms k 5 E{chosen} F3 T0 c\r\nvalue\r\n");
+        assert_eq!(text(c.request(req.as_bytes())), format!("HD c{chosen}\r\n"));
+        assert_eq!(c.request(b"ms low 1 E2\r\nx\r\n"), b"HD\r\n");
+        // the server is killed when dropped
+    }
+    let (_s, port) = magpie_mc(&flags);
+    let mut c = McRaw::connect(port);
+    assert_eq!(
+        text(c.request(b"mg k c f v\r\nmg low c\r\n")),
+        format!("VA 5 c{chosen} f3\r\nvalue\r\nHD c2\r\n")
+    );
+    assert_eq!(c.request(b"set n 0 0 1\r\nx\r\n"), b"STORED\r\n");
+    let n = gets_cas(&mut c, "n");
+    assert!(n > chosen, "{n} after restart, chosen {chosen}");
 }

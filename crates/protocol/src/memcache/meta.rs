@@ -8,6 +8,18 @@ use super::KEY_MAX_LENGTH;
 /// Longest opaque (`O`) token, including the `O`.
 pub const MAX_OPAQUE_LEN: usize = 32;
 
+/// Largest CAS an `E` token may give: 2^63 - 1, the engine's limit for a
+/// caller-chosen CAS (`magpie_engine::MAX_CHOSEN_CAS`; the server checks
+/// the two agree). Above it the engine's counter, which must move past
+/// every chosen value, would be close to wrapping.
+pub const MAX_EXPLICIT_CAS: u64 = i64::MAX as u64;
+
+/// The reply to an `E` token that is a number but not a CAS magpie can
+/// use: 0 (which the protocol reads as "no CAS": `cas k 0 0 1 0`, `C0`)
+/// or above [`MAX_EXPLICIT_CAS`]. memcached has no such limit, so no
+/// message of its own; this one says what is accepted.
+pub const E_OUT_OF_RANGE: &str = "CLIENT_ERROR E token out of range (1 to 9223372036854775807)";
+
 /// A key as the command names it: borrowed from the request line, or
 /// decoded from base64 (the `b` flag) into a small inline buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +74,11 @@ pub struct MetaFlags<'a> {
     pub client_flags: u32,
     /// `C<cas>`: compare against this CAS.
     pub cas: Option<u64>,
+    /// `E<cas>`: the CAS the item takes if this command makes a new
+    /// version of it (memcached 1.6.21+): ms stores, ma changes or creates
+    /// the counter, mg creates the item (N), md marks it stale (I).
+    /// Always within `1..=MAX_EXPLICIT_CAS`.
+    pub new_cas: Option<u64>,
     /// `M<mode>`: mode switch for ms / ma.
     pub mode: Option<u8>,
     /// `D<delta>`: ma delta (default 1).
@@ -152,6 +169,12 @@ pub fn parse_flags<'a>(
                 Some(v) => f.cas = Some(v),
                 None => err = Some(bad_token),
             },
+            // read like C (memcached parses both with safe_strtoull)
+            b'E' => match strtoull(arg) {
+                Some(v @ 1..=MAX_EXPLICIT_CAS) => f.new_cas = Some(v),
+                Some(_) => err = Some(E_OUT_OF_RANGE),
+                None => err = Some(bad_token),
+            },
             b'M' => {
                 if tok.len() != 2 {
                     err = Some("CLIENT_ERROR incorrect length for M token");
@@ -170,8 +193,6 @@ pub fn parse_flags<'a>(
             b'I' => f.invalidate = true,
             b'h' => f.hit = true,
             b'l' => f.last_access = true,
-            // includes `E` (explicit new CAS), which memcached 1.6.18 does
-            // not know either: it answers the same
             _ => return Err("CLIENT_ERROR invalid flag"),
         }
     }
@@ -303,10 +324,31 @@ mod tests {
             parse_flags(b"b", b"Zm9").unwrap_err(),
             "CLIENT_ERROR error decoding key"
         );
-        // E (explicit CAS) is unknown to memcached 1.6.18 as well
+        // E (explicit new CAS), as memcached 1.6.21+ reads it, within
+        // the range the engine can take
+        let (f, _) = parse_flags(b"v E5 C3", b"k").unwrap();
+        assert_eq!((f.new_cas, f.cas), (Some(5), Some(3)));
+        let (f, _) = parse_flags(b"E9223372036854775807", b"k").unwrap();
+        assert_eq!(f.new_cas, Some(MAX_EXPLICIT_CAS));
+        assert_eq!(parse_flags(b"v", b"k").unwrap().0.new_cas, None);
+        for bad in [&b"E"[..], b"Ex", b"E-1", b"E5x", b"E18446744073709551616"] {
+            assert_eq!(
+                parse_flags(bad, b"k").unwrap_err(),
+                "CLIENT_ERROR bad token in command line format",
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        for bad in [
+            &b"E0"[..],
+            b"E9223372036854775808",
+            b"E18446744073709551615",
+        ] {
+            assert_eq!(parse_flags(bad, b"k").unwrap_err(), E_OUT_OF_RANGE);
+        }
         assert_eq!(
-            parse_flags(b"v E5", b"k").unwrap_err(),
-            "CLIENT_ERROR invalid flag"
+            parse_flags(b"E1 E2", b"k").unwrap_err(),
+            "CLIENT_ERROR duplicate flag"
         );
         let (f, _) = parse_flags(b"h l", b"k").unwrap();
         assert!(f.hit && f.last_access && !f.value);

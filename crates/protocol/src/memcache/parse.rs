@@ -14,7 +14,7 @@
 
 use memchr::memchr;
 
-use super::meta::{parse_flags, Key, MetaFlags};
+use super::meta::{parse_flags, Key, MetaFlags, E_OUT_OF_RANGE};
 use super::num::{strtol32, strtoul32, strtoull};
 use super::{item_size_ok, KEY_MAX_LENGTH, MAX_LINE_WITHOUT_NEWLINE, MAX_TOKENS};
 
@@ -666,7 +666,13 @@ impl Parser {
                 }
                 let (flags, key) = match parse_flags(flags_from(2), key) {
                     Ok(f) => f,
-                    Err(e) if which == b'g' || e == "CLIENT_ERROR opaque token too long" => {
+                    // md and ma answer one message for every flag error
+                    // (memcached's), except the two checks magpie adds
+                    Err(e)
+                        if which == b'g'
+                            || e == "CLIENT_ERROR opaque token too long"
+                            || e == E_OUT_OF_RANGE =>
+                    {
                         return req(error(e))
                     }
                     Err(_) => return req(error("CLIENT_ERROR invalid or duplicate flag")),

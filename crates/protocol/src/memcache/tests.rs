@@ -240,6 +240,63 @@ fn lite_set_validates_key_and_size_like_set() {
     assert_eq!(p.parse(&[b'x'; 202]), Parsed::Skipped(202));
 }
 
+/// `E<cas>` (explicit new CAS, memcached 1.6.21+) on the four commands
+/// that take it, with the replies for bad and out-of-range tokens: mg and
+/// ms name the problem (ms skips its data block), md and ma answer their
+/// one flag error for a bad token, and every command names the range.
+#[test]
+fn meta_e_token_on_each_command() {
+    match one(b"ms k 2 C7 E9 c\r\nhi\r\n") {
+        (Request::MetaSet { flags, data, .. }, 20) => {
+            assert_eq!(
+                (flags.cas, flags.new_cas, data),
+                (Some(7), Some(9), &b"hi"[..])
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match one(b"mg k N30 E12 c v\r\n").0 {
+        Request::MetaGet { flags, .. } => assert_eq!(flags.new_cas, Some(12)),
+        other => panic!("{other:?}"),
+    }
+    match one(b"md k I E13 q\r\n").0 {
+        Request::MetaDelete { flags, .. } => assert_eq!(flags.new_cas, Some(13)),
+        other => panic!("{other:?}"),
+    }
+    match one(b"ma k N0 E14 v\r\n").0 {
+        Request::MetaArith { flags, .. } => assert_eq!(flags.new_cas, Some(14)),
+        other => panic!("{other:?}"),
+    }
+    let range = "CLIENT_ERROR E token out of range (1 to 9223372036854775807)";
+    let bad = "CLIENT_ERROR bad token in command line format";
+    let md_ma = "CLIENT_ERROR invalid or duplicate flag";
+    for (line, want) in [
+        (&b"mg k Ex\r\n"[..], bad),
+        (b"mg k E0\r\n", range),
+        (b"md k Ex\r\n", md_ma),
+        (b"md k E0\r\n", range),
+        (b"ma k E-1\r\n", md_ma),
+        (b"ma k E9223372036854775808\r\n", range),
+    ] {
+        assert_eq!(err(line), want, "{}", String::from_utf8_lossy(line));
+    }
+    // ms: the error, then the data block is skipped, not read as a command
+    for (line, want) in [
+        (&b"ms k 2 Ex\r\nhi\r\n"[..], bad),
+        (b"ms k 2 E0\r\nhi\r\n", range),
+    ] {
+        let mut p = Parser::new(Limits::default());
+        let n = match p.parse(line) {
+            Parsed::Request(Request::Error { line: got, .. }, n) => {
+                assert_eq!(got, want);
+                n
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(p.parse(&line[n..]), Parsed::Skipped(4));
+    }
+}
+
 #[test]
 fn meta_h_and_l() {
     match one(b"mg k h v\r\n").0 {

@@ -7,7 +7,7 @@ use magpie_protocol::memcache::meta::base64_encode;
 use magpie_protocol::memcache::{encode, item_total_size, Exptime, Key, MetaFlags, StoreOp};
 
 use super::arith::{add_delta, Delta};
-use super::storage::{store, StoreArgs, Stored};
+use super::storage::{choose_cas, store, StoreArgs, Stored};
 use super::{Mark, McCounters, McCtx, DB};
 
 /// " k<key>", base64 with a trailing " b" when the client sent it so.
@@ -58,9 +58,15 @@ pub fn mg(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>) {
     let mut txn = ctx.shared.engine.txn(DB, &[k], now);
     let mut created = None;
     if f.vivify.is_some() && txn.get(k).is_none() {
-        // N: create an empty item and hand this client the win token
+        // N: create an empty item and hand this client the win token (E:
+        // with the CAS the client chose)
         let expire_at = decode(f.vivify, now);
+        choose_cas(&mut txn, f.new_cas);
         let cas = txn.set(k, &[], 0, expire_at);
+        if f.new_cas.is_some() {
+            // the chosen CAS may be one an old mark of this key names
+            ctx.mc.clear_mark(k);
+        }
         created = Some(Meta {
             cas,
             expire_at,
@@ -195,6 +201,7 @@ pub fn ms(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>, data: &[u8]) {
         cas: f.cas.unwrap_or(0),
         data,
         set_stale: f.invalidate && op == StoreOp::Cas,
+        new_cas: f.new_cas,
     };
     let result = store(ctx, &args);
     let (code, cas) = match result {
@@ -251,6 +258,9 @@ pub fn md(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>) {
             if f.ttl.is_some() {
                 txn.set_expiry(k, decode(f.ttl, ctx.now));
             }
+            // the new version's CAS: E's if given (the mark below is tied
+            // to it either way)
+            choose_cas(&mut txn, f.new_cas);
             txn.set_flags(k, m.flags);
             if let Some(v) = txn.get(k) {
                 let cas = v.meta.cas;
@@ -286,6 +296,9 @@ pub fn ma(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>) {
     let now = ctx.now;
     let incr = !matches!(f.mode, Some(b'D' | b'-'));
     let mut txn = ctx.shared.engine.txn(DB, &[k], now);
+    // E: the CAS of the changed (or vivified) counter; unused on a miss or
+    // a failed compare
+    choose_cas(&mut txn, f.new_cas);
     let mut quiet_ok = false;
     let (value, cas) = match add_delta(&mut txn, k, incr, f.delta, f.cas.unwrap_or(0)) {
         Delta::Done(n, cas) => {
@@ -320,6 +333,11 @@ pub fn ma(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>) {
             (f.initial, cas)
         }
     };
+    if f.new_cas.is_some() {
+        // a stale item that changes is no longer stale (its CAS moves on);
+        // a chosen CAS may not, so forget the mark outright
+        ctx.mc.clear_mark(k);
+    }
     if quiet_ok {
         return;
     }

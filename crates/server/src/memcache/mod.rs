@@ -160,6 +160,17 @@ impl McState {
         self.marks_len.store(m.len(), Ordering::Relaxed);
     }
 
+    /// Forgets the mark of `key`, whatever CAS it was tied to (a write
+    /// with a client-chosen CAS, which may equal the old one).
+    pub fn clear_mark(&self, key: &[u8]) {
+        if self.marks_len.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut m = self.marks.lock();
+        m.remove(key);
+        self.marks_len.store(m.len(), Ordering::Relaxed);
+    }
+
     /// Forgets every mark (flush_all).
     pub fn clear_marks(&self) {
         let mut m = self.marks.lock();

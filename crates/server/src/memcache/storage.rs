@@ -1,6 +1,7 @@
 //! Storage commands: set, add, replace, append, prepend, cas (and the store
 //! step of ms), with memcached's `do_store_item` rules.
 
+use magpie_engine::Txn;
 use magpie_protocol::memcache::{item_size_ok, Exptime, StoreOp};
 
 use super::{Mark, McCounters, McCtx, DB};
@@ -34,7 +35,26 @@ pub struct StoreArgs<'a> {
     pub data: &'a [u8],
     /// ms I: a cas older than the item's stores the value as stale.
     pub set_stale: bool,
+    /// ms E: the CAS the stored version takes instead of the engine's next
+    /// one (within the engine's range; the parser checks it).
+    pub new_cas: Option<u64>,
 }
+
+/// Makes the next write of `txn` take the CAS a meta `E` token chose, if
+/// any. The parser admits only `1..=MAX_EXPLICIT_CAS`, which is the
+/// engine's own range (checked at compile time below), so the engine
+/// cannot refuse it.
+pub fn choose_cas(txn: &mut Txn<'_>, new_cas: Option<u64>) {
+    if let Some(cas) = new_cas {
+        txn.use_cas(cas)
+            .expect("E token within the engine's range (checked by the parser)");
+    }
+}
+
+const _: () = assert!(
+    magpie_protocol::memcache::meta::MAX_EXPLICIT_CAS == magpie_engine::MAX_CHOSEN_CAS,
+    "the parser's E range must be the engine's"
+);
 
 /// Stores per memcached's rules. Nothing changes unless the result is
 /// [`Stored::Stored`].
@@ -43,8 +63,11 @@ pub fn store(ctx: &mut McCtx<'_>, a: &StoreArgs<'_>) -> Stored {
     McCounters::bump(&c.cmd_set);
     let engine = &ctx.shared.engine;
     let mut txn = engine.txn(DB, &[a.key], ctx.now);
+    // each outcome below writes at most once, and that write takes it
+    choose_cas(&mut txn, a.new_cas);
     let old = txn.get(a.key).map(|v| (v.meta, v.value.len()));
     let expire_at = a.exptime.as_expire_at();
+    let mut marked = false;
     let result = match a.op {
         StoreOp::Set => Stored::Stored(txn.set(a.key, &[a.data], a.flags, expire_at)),
         StoreOp::Add => match old {
@@ -106,6 +129,7 @@ pub fn store(ctx: &mut McCtx<'_>, a: &StoreArgs<'_>) -> Stored {
                         token_sent: prev.token_sent,
                     },
                 );
+                marked = true;
                 Stored::Stored(cas)
             }
             Some(_) => {
@@ -116,6 +140,11 @@ pub fn store(ctx: &mut McCtx<'_>, a: &StoreArgs<'_>) -> Stored {
     };
     if matches!(result, Stored::Stored(_)) {
         McCounters::bump(&c.total_items);
+        if a.new_cas.is_some() && !marked {
+            // a chosen CAS may repeat the one an old stale/win mark of
+            // this key is tied to; the new version starts unmarked
+            ctx.mc.clear_mark(a.key);
+        }
     }
     result
 }
@@ -140,6 +169,7 @@ pub fn store_cmd(
         cas,
         data,
         set_stale: false,
+        new_cas: None,
     };
     let line = match store(ctx, &args) {
         Stored::Stored(_) => "STORED",
