@@ -304,6 +304,13 @@ pub const ARGUMENTS: &[(&str, &[Arg])] = &[
         a("force", Token).token("FORCE").since("7.0.0").optional(),
         a("abort", Token).token("ABORT").since("7.0.0").optional(),
     ]),
+    ("slowlog", &[]),
+    ("slowlog|get", &[
+        a("count", Int).optional(),
+    ]),
+    ("slowlog|help", &[]),
+    ("slowlog|len", &[]),
+    ("slowlog|reset", &[]),
     ("strlen", &[
         a("key", Key).key_spec(0),
     ]),
