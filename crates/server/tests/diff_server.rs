@@ -230,28 +230,41 @@ fn command_count_and_list_cover_every_command() {
 }
 
 #[test]
-fn command_docs_have_summary_since_and_group_in_both_protocols() {
+fn command_docs_have_summary_since_group_and_arguments_in_both_protocols() {
     let s = magpie(&[]);
     let mut c = s.client();
     let docs = c.cmd_str(&["COMMAND", "DOCS", "get"]);
     assert!(
-        docs.starts_with("*2\r\n$3\r\nget\r\n*6\r\n$7\r\nsummary\r\n"),
+        docs.starts_with("*2\r\n$3\r\nget\r\n*8\r\n$7\r\nsummary\r\n"),
         "{docs}"
     );
     assert!(
         docs.contains("$5\r\nsince\r\n$5\r\n1.0.0\r\n$5\r\ngroup\r\n$6\r\nstring\r\n"),
         "{docs}"
     );
+    // Redis's argument descriptions, which redis-cli's hints are built from
+    assert!(
+        docs.ends_with(
+            "$9\r\narguments\r\n*1\r\n*6\r\n$4\r\nname\r\n$3\r\nkey\r\n\
+             $4\r\ntype\r\n$3\r\nkey\r\n$14\r\nkey_spec_index\r\n:0\r\n"
+        ),
+        "{docs}"
+    );
     c.cmd(&["HELLO", "3"]);
     let docs = c.cmd_str(&["COMMAND", "DOCS", "get", "nosuch"]);
     assert!(
-        docs.starts_with("%1\r\n$3\r\nget\r\n%3\r\n$7\r\nsummary\r\n"),
+        docs.starts_with("%1\r\n$3\r\nget\r\n%4\r\n$7\r\nsummary\r\n"),
         "{docs}"
+    );
+    let set = c.cmd_str(&["COMMAND", "DOCS", "set"]);
+    assert!(
+        set.contains("$5\r\nflags\r\n~1\r\n+optional\r\n$9\r\narguments\r\n*2\r\n"),
+        "{set}"
     );
     let client = c.cmd_str(&["COMMAND", "DOCS", "client"]);
     assert!(client.contains("$11\r\nsubcommands\r\n%"), "{client}");
     assert!(
-        client.contains("$14\r\nclient|setname\r\n%3\r\n"),
+        client.contains("$14\r\nclient|setname\r\n%4\r\n"),
         "{client}"
     );
 }

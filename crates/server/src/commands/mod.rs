@@ -19,6 +19,7 @@ pub mod connection;
 pub mod expire;
 pub mod keys;
 pub mod kvs;
+pub mod redis_args;
 pub mod redis_docs;
 pub mod server;
 pub mod slowlog;

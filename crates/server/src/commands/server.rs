@@ -13,6 +13,7 @@ use magpie_engine::glob::matches_nocase;
 use magpie_protocol::int::parse_i64;
 use magpie_protocol::resp::{Args, ReplyWriter};
 
+use super::redis_args::{ArgField, REDIS_ARGS};
 use super::redis_docs::REDIS_DOCS;
 use super::{connection, is, sanitize, unknown_subcommand, CommandSpec, Ctx};
 use crate::shared::{Runtime, Shared};
@@ -720,10 +721,55 @@ fn write_command_info(out: &mut ReplyWriter<'_>, spec: &CommandSpec) {
     }
 }
 
+/// The arguments Redis documents for `name` (`parent|sub` for a
+/// subcommand), if it has any.
+fn redis_args(name: &str) -> Option<&'static [&'static [ArgField]]> {
+    REDIS_ARGS
+        .binary_search_by(|(n, _)| n.cmp(&name))
+        .ok()
+        .map(|i| REDIS_ARGS[i].1)
+}
+
+/// One argument's description: a map of its fields, as Redis sends it.
+fn write_doc_arg(out: &mut ReplyWriter<'_>, fields: &[ArgField]) {
+    out.map(fields.len());
+    for field in fields {
+        match field {
+            ArgField::Str(k, v) => {
+                out.bulk(k.as_bytes());
+                out.bulk(v.as_bytes());
+            }
+            ArgField::Int(k, v) => {
+                out.bulk(k.as_bytes());
+                out.integer(*v);
+            }
+            ArgField::Flags(flags) => {
+                out.bulk(b"flags");
+                out.set(flags.len());
+                for f in *flags {
+                    out.simple(f);
+                }
+            }
+            ArgField::Args(args) => {
+                out.bulk(b"arguments");
+                write_doc_args(out, args);
+            }
+        }
+    }
+}
+
+fn write_doc_args(out: &mut ReplyWriter<'_>, args: &[&[ArgField]]) {
+    out.array(args.len());
+    for a in args {
+        write_doc_arg(out, a);
+    }
+}
+
 fn write_command_docs(out: &mut ReplyWriter<'_>, spec: &CommandSpec) {
     let subs = subcommands(spec.name);
     let since = redis_docs(spec.name).map(|(_, since, _)| *since);
-    out.map(2 + since.is_some() as usize + !subs.is_empty() as usize);
+    let args = redis_args(spec.name);
+    out.map(2 + since.is_some() as usize + args.is_some() as usize + !subs.is_empty() as usize);
     out.bulk(b"summary");
     out.bulk(spec.summary.as_bytes());
     if let Some(since) = since {
@@ -732,6 +778,11 @@ fn write_command_docs(out: &mut ReplyWriter<'_>, spec: &CommandSpec) {
     }
     out.bulk(b"group");
     out.bulk(spec.group.as_bytes());
+    if let Some(args) = args {
+        // what redis-cli builds its hints from
+        out.bulk(b"arguments");
+        write_doc_args(out, args);
+    }
     if !subs.is_empty() {
         out.bulk(b"subcommands");
         out.map(subs.len());
@@ -1244,6 +1295,15 @@ mod tests {
         assert_eq!(redis_docs("get").map(|d| d.1), Some("1.0.0"));
         assert_eq!(redis_docs("client|id").map(|d| d.1), Some("5.0.0"));
         assert!(redis_docs("nosuch").is_none());
+    }
+
+    #[test]
+    fn redis_args_are_sorted_for_binary_search() {
+        assert!(REDIS_ARGS.windows(2).all(|w| w[0].0 < w[1].0));
+        let get = redis_args("get").expect("GET documents its key");
+        assert!(matches!(get[0][0], ArgField::Str("name", "key")));
+        assert!(redis_args("client|setname").is_some());
+        assert!(redis_args("dbsize").is_none(), "no arguments, no entry");
     }
 
     #[test]
