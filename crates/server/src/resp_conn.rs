@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
-use magpie_protocol::resp::{Framing, Parser, Proto, ReplyWriter};
+use magpie_protocol::resp::parse::BIG_ARG;
+use magpie_protocol::resp::{Args, Framing, Parser, Proto, ReplyWriter};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -59,6 +60,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
         let mut off = 0;
         let now = magpie_engine::now_ms();
         let mut failed = false;
+        let mut over_limit = false;
         observer.begin(&shared.slowlog);
         let mut started = Instant::now();
         while off < rbuf.len() && !session.close {
@@ -66,6 +68,12 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
             match parser.parse(buf) {
                 Ok(Some(req)) => {
                     let args = parser.args(buf);
+                    if req.consumed > query_limit && big_arg_over(args, query_limit) {
+                        // Redis sees such an argument whole in its query
+                        // buffer before running the command, and closes
+                        over_limit = true;
+                        break;
+                    }
                     let proto = match req.framing {
                         Framing::Kvs => Proto::Kvs,
                         _ => session.proto,
@@ -128,17 +136,19 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
         if write(&shared, &mut stream, &mut out).await.is_err() || failed || session.close {
             break;
         }
-        if rbuf.len() > query_limit {
+        let buffered = parser.query_buffer_len(&rbuf);
+        if over_limit || buffered > query_limit {
             tracing::warn!(
                 client = session.id(),
-                bytes = rbuf.len(),
+                bytes = buffered,
                 "closing client that reached max query buffer length"
             );
             break;
         }
         if let Some(need) = parser.needed(&rbuf) {
             // grow once for a large announced bulk, within the query limit
-            let need = need.min(query_limit + 1);
+            // (which does not count the parsed part of the request)
+            let need = need.min(rbuf.len() - buffered + query_limit + 1);
             if need > rbuf.capacity() {
                 rbuf.reserve(need - rbuf.len());
             }
@@ -148,6 +158,15 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
         }
     }
     let _ = stream.shutdown().await;
+}
+
+/// True when a complete request has a bulk argument of at least
+/// [`BIG_ARG`] bytes that, with its CRLF, exceeds the query-buffer limit:
+/// Redis holds such an argument alone in its query buffer once it has fully
+/// arrived, and closes the client instead of running the command.
+fn big_arg_over(args: Args<'_>, query_limit: usize) -> bool {
+    args.iter()
+        .any(|a| a.len() >= BIG_ARG && a.len() + 2 > query_limit)
 }
 
 async fn write(shared: &Shared, stream: &mut TcpStream, out: &mut Vec<u8>) -> std::io::Result<()> {

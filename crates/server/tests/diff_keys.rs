@@ -597,3 +597,62 @@ fn multi_key_commands_are_atomic_under_concurrency() {
     }
     assert_eq!(checker.cmd(&["DBSIZE"]), b":1\r\n");
 }
+
+/// Redis 7.0's `stringmatchlen` gives up (no match) once a pattern nests
+/// more than 1000 `*` recursions deep. Each `*` followed by more pattern
+/// recurses once (a run of `*` counts as one, a trailing `*` matches without
+/// recursing), so `*a` repeated 1000 times still matches and 1001 times
+/// never does, while `a*` repeated 1001 times still matches. Long patterns
+/// that cannot match must finish promptly (the CVE-2022-36021 early stop).
+#[test]
+fn glob_nesting_limit_matches_redis_at_the_edge() {
+    let Some(redis) = redis() else { return };
+    let ours = magpie(&[]);
+    let (mut r, mut m) = (redis.client(), ours.client());
+    let keys: Vec<Vec<u8>> = [999, 1000, 1001, 1002, 1100]
+        .iter()
+        .map(|&n| vec![b'a'; n])
+        .chain([b"b".to_vec(), b"ab".to_vec()])
+        .collect();
+    set_all(&mut r, &keys);
+    set_all(&mut m, &keys);
+    let mut patterns: Vec<Vec<u8>> = Vec::new();
+    for n in [999, 1000, 1001, 1002] {
+        patterns.push(b"*a".repeat(n));
+        patterns.push(b"a*".repeat(n));
+        patterns.push(b"*?".repeat(n));
+        patterns.push(b"*[a]".repeat(n));
+        patterns.push(b"*\\a".repeat(n));
+        patterns.push([b"*a".repeat(n), b"*".to_vec()].concat());
+    }
+    patterns.push(b"*".repeat(5000));
+    patterns.push([b"*".repeat(5000), b"b".to_vec()].concat());
+    patterns.push([b"*a".repeat(5000), b"b".to_vec()].concat());
+    patterns.push([b"a*".repeat(3000), b"b".to_vec()].concat());
+    for pattern in &patterns {
+        let what = format!(
+            "{}... ({} bytes)",
+            String::from_utf8_lossy(&pattern[..pattern.len().min(12)]),
+            pattern.len()
+        );
+        let started = std::time::Instant::now();
+        let got = sorted_keys(&mut m, pattern);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "KEYS {what} took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(got, sorted_keys(&mut r, pattern), "KEYS {what}");
+        let options: [&[u8]; 4] = [b"MATCH", pattern, b"COUNT", b"3"];
+        assert_eq!(
+            scan_all(&mut m, &options),
+            scan_all(&mut r, &options),
+            "SCAN MATCH {what}"
+        );
+    }
+    // the edge itself, spelled out
+    let edge = sorted_keys(&mut m, &b"*a".repeat(1000));
+    assert_eq!(edge.len(), 4, "a^1000 and longer match");
+    assert!(sorted_keys(&mut m, &b"*a".repeat(1001)).is_empty());
+    assert_eq!(sorted_keys(&mut m, &b"a*".repeat(1001)).len(), 3);
+}

@@ -39,6 +39,11 @@ impl Default for Limits {
     }
 }
 
+/// Redis's `PROTO_MBULK_BIG_ARG`: a bulk argument at least this long is
+/// read into a buffer of its own, so Redis's query-buffer limit applies to
+/// its bytes alone (see [`Parser::query_buffer_len`]).
+pub const BIG_ARG: usize = 32 * 1024;
+
 /// How a request was framed; replies are encoded to match.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framing {
@@ -333,6 +338,33 @@ impl Parser {
         Some(next + usize::try_from(len).ok()? + 2)
     }
 
+    /// How many bytes of `buf` (the buffer of [`Parser::parse`], minus any
+    /// complete requests already consumed) count against the client's query
+    /// buffer limit, counted as Redis counts its query buffer: arguments of a
+    /// partial request that are already parsed do not count (Redis has moved
+    /// them out of the buffer), and neither does the `$N` line of a bulk of
+    /// at least 32 KiB whose bytes are still arriving (Redis reads such a
+    /// "big argument" into a buffer of its own, holding only its bytes and
+    /// CRLF). So a bulk of `limit - 2` bytes fits and one more does not.
+    /// Bytes pipelined after such a bulk are not counted either: Redis does
+    /// not read past the end of a big argument.
+    pub fn query_buffer_len(&self, buf: &[u8]) -> usize {
+        let Progress::Multi { framing, pos, .. } = self.progress else {
+            return buf.len();
+        };
+        let pos = pos.min(buf.len());
+        if framing == Some(Framing::Multibulk) {
+            if let Some((end, next)) = line(buf, pos) {
+                if let Some(n) = parse_i64(&buf[pos + 1..end]) {
+                    if n >= BIG_ARG as i64 {
+                        return (buf.len() - next).min(n as usize + 2);
+                    }
+                }
+            }
+        }
+        buf.len() - pos
+    }
+
     fn parse_inline(&mut self, buf: &[u8]) -> Result<Option<Request>, ProtocolError> {
         let Some((end, next)) = line(buf, 0) else {
             if partial_too_long(buf, self.limits.max_inline_len) {
@@ -622,6 +654,33 @@ mod tests {
         let mut out = Vec::new();
         split_args(br#"set "a b" 'c\'d' "\x41\n" plain"#, &mut out).unwrap();
         assert_eq!(out, v(&["set", "a b", "c'd", "A\n", "plain"]));
+    }
+
+    #[test]
+    fn query_buffer_len_leaves_out_parsed_arguments_and_big_bulk_headers() {
+        let mut p = Parser::default();
+        // nothing parsed yet: everything counts
+        assert_eq!(p.query_buffer_len(b"*2\r\n$3"), 6);
+        // the first argument is parsed; the partial second one counts,
+        // its `$N` line included (a small bulk)
+        let buf = b"*2\r\n$3\r\nSET\r\n$5\r\nab";
+        assert_eq!(p.parse(buf).unwrap(), None);
+        assert_eq!(p.query_buffer_len(buf), b"$5\r\nab".len());
+        // a bulk of 32 KiB or more counts only its own bytes
+        let mut p = Parser::default();
+        let mut buf = b"*2\r\n$3\r\nSET\r\n$32768\r\n".to_vec();
+        buf.extend_from_slice(&[b'x'; 100]);
+        assert_eq!(p.parse(&buf).unwrap(), None);
+        assert_eq!(p.query_buffer_len(&buf), 100);
+        // ... and never more than the bulk and its CRLF
+        buf.extend_from_slice(&[b'x'; 32768 - 100]);
+        buf.extend_from_slice(b"\r\n*1\r\n$4\r\nPING\r\n");
+        assert_eq!(p.query_buffer_len(&buf), 32768 + 2);
+        let mut p = Parser::default();
+        let mut buf = b"*2\r\n$3\r\nSET\r\n$32767\r\n".to_vec();
+        buf.extend_from_slice(&[b'x'; 100]);
+        assert_eq!(p.parse(&buf).unwrap(), None);
+        assert_eq!(p.query_buffer_len(&buf), b"$32767\r\n".len() + 100);
     }
 
     #[test]

@@ -444,9 +444,11 @@ fn client_no_evict(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     }
 }
 
-/// Appends one CLIENT LIST line (Redis 7.0's fields, plus 7.2's lib-name
-/// and lib-ver). magpie does not account per-client buffers, so the buffer
-/// and memory fields are 0.
+/// Appends one CLIENT LIST line: Redis 7.0's fields, plus 7.2's lib-name
+/// and lib-ver once the client has set one with CLIENT SETINFO (a 7.2
+/// command), so a client that never did sees exactly 7.0's line. magpie
+/// does not account per-client buffers, so the buffer and memory fields
+/// are 0.
 fn client_line(out: &mut String, info: &ClientInfo, st: &ClientState, now: Instant) {
     let age = now.saturating_duration_since(info.created).as_secs();
     let idle = st
@@ -457,12 +459,11 @@ fn client_line(out: &mut String, info: &ClientInfo, st: &ClientState, now: Insta
     } else {
         &st.last_cmd
     };
-    let _ = writeln!(
+    let _ = write!(
         out,
         "id={} addr={} laddr={} fd={} name={} age={age} idle={idle} flags=N db={} \
          sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 \
-         obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={} \
-         lib-name={} lib-ver={}",
+         obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={}",
         info.id,
         info.addr,
         info.laddr,
@@ -470,9 +471,16 @@ fn client_line(out: &mut String, info: &ClientInfo, st: &ClientState, now: Insta
         String::from_utf8_lossy(&st.name),
         st.db,
         st.resp,
-        String::from_utf8_lossy(&st.lib_name),
-        String::from_utf8_lossy(&st.lib_ver),
     );
+    if !st.lib_name.is_empty() || !st.lib_ver.is_empty() {
+        let _ = write!(
+            out,
+            " lib-name={} lib-ver={}",
+            String::from_utf8_lossy(&st.lib_name),
+            String::from_utf8_lossy(&st.lib_ver),
+        );
+    }
+    out.push('\n');
 }
 
 /// This connection's registry state with the live session values, which

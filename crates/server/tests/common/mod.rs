@@ -195,6 +195,11 @@ fn spawn_reference(what: &str, mut command: impl FnMut(u16) -> Command) -> Serve
 /// redis-server is a failure; elsewhere the differential tests say loudly
 /// that they were skipped and why.
 pub fn redis() -> Option<Server> {
+    redis_with(&[])
+}
+
+/// [`redis`] with extra redis-server options (e.g. `--proto-max-bulk-len`).
+pub fn redis_with(extra: &[&str]) -> Option<Server> {
     let found = Command::new("redis-server")
         .arg("--version")
         .stdout(Stdio::null())
@@ -215,7 +220,8 @@ pub fn redis() -> Option<Server> {
         let mut cmd = Command::new("redis-server");
         cmd.args(["--port", &port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--databases", "16"]);
+            .args(["--databases", "16"])
+            .args(extra);
         cmd
     }))
 }
