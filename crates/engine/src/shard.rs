@@ -71,15 +71,24 @@ impl Shard {
     /// Looks `key` up; an entry that has expired by `now` is removed and
     /// reported as missing (lazy expiry). Returns whether one was expired.
     pub(crate) fn get(&mut self, hash: u64, key: &[u8], now: u64) -> (Option<&Entry>, bool) {
-        let expired = match self.table.find(hash, |e| e.key() == key) {
-            Some(e) => e.is_expired(now),
-            None => return (None, false),
-        };
-        if expired {
-            self.remove(hash, key);
-            return (None, true);
+        if let Some(expired) = self.absent_or_expired(hash, key, now) {
+            return (None, expired);
         }
         (self.table.find(hash, |e| e.key() == key), false)
+    }
+
+    /// Lazy expiry for [`Shard::get`] and [`Shard::fetch`]: `None` when
+    /// `key` is present and live; otherwise `Some(expired)`, having removed
+    /// an entry that expired by `now`.
+    fn absent_or_expired(&mut self, hash: u64, key: &[u8], now: u64) -> Option<bool> {
+        let Some(e) = self.table.find(hash, |e| e.key() == key) else {
+            return Some(false);
+        };
+        if !e.is_expired(now) {
+            return None;
+        }
+        self.remove(hash, key);
+        Some(true)
     }
 
     /// Like [`Shard::get`], also returning whether the entry had been
@@ -91,13 +100,8 @@ impl Shard {
         now: u64,
         mark: bool,
     ) -> (Option<(&Entry, bool)>, bool) {
-        let expired = match self.table.find(hash, |e| e.key() == key) {
-            Some(e) => e.is_expired(now),
-            None => return (None, false),
-        };
-        if expired {
-            self.remove(hash, key);
-            return (None, true);
+        if let Some(expired) = self.absent_or_expired(hash, key, now) {
+            return (None, expired);
         }
         let Some(e) = self.table.find_mut(hash, |e| e.key() == key) else {
             return (None, false);
