@@ -6,10 +6,13 @@
 # ../shared/bench) to CPU 0; 50 clients, 32-byte values, pipeline 1 and 16.
 # Data directories live under /tmp/kvbench and are removed afterwards.
 #   scripts/bench-persist.sh               # REPS=3, SECS=3 (about 4 minutes)
+#   FSYNCS=always REPS=2 scripts/bench-persist.sh   # only the `always` cases
+# The server binary is taken from $CARGO_TARGET_DIR (default ./target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q
 ROOT=$PWD
+MAGPIE=${CARGO_TARGET_DIR:-$ROOT/target}/release/magpie
 BENCH=$ROOT/../shared/bench
 # shellcheck source=/dev/null
 . "$BENCH/lib.sh"
@@ -17,6 +20,7 @@ build_tools
 REPS=${REPS:-3}
 SECS=${SECS:-3}
 PORT=${PORT:-13110}
+FSYNCS=${FSYNCS:-always everysec}
 OUT=${OUT:-$BENCH_TMP/persist-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 RES=$OUT/results.csv
@@ -49,7 +53,7 @@ run_case() { # rep server fsync
         taskset -c 1 redis-server --bind 127.0.0.1 --port "$PORT" --save "" \
             --appendonly yes --appendfsync "$fs" --dir "$d" >"$OUT/$srv-$fs.log" 2>&1 &
     else
-        taskset -c 1 "$ROOT/target/release/magpie" serve --port "$PORT" --memcache-port 0 \
+        taskset -c 1 "$MAGPIE" serve --port "$PORT" --memcache-port 0 \
             --http-port 0 --dir "$d" --appendfsync "$fs" >"$OUT/$srv-$fs.log" 2>&1 &
     fi
     SERVER=$!
@@ -69,7 +73,7 @@ run_case() { # rep server fsync
 for rep in $(seq 1 "$REPS"); do
     order="redis magpie"
     [ $((rep % 2)) = 0 ] && order="magpie redis"
-    for fs in always everysec; do
+    for fs in $FSYNCS; do
         for srv in $order; do
             run_case "$rep" "$srv" "$fs"
         done

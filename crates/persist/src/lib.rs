@@ -223,6 +223,8 @@ impl Persistence {
             written: 0,
             pending_seq: 0,
             last_sync: Instant::now(),
+            last_commit: std::time::Duration::ZERO,
+            last_cohort: 0,
         };
         let compact_lock = Arc::new(Mutex::new(()));
         let log_thread = std::thread::Builder::new()
@@ -281,10 +283,10 @@ impl Persistence {
         if self.core.policy != FsyncPolicy::Always {
             return;
         }
-        let target = self.assigned_seq();
-        if self.durable_seq() >= target {
+        if self.durable_seq() >= self.assigned_seq() {
             return;
         }
+        let target = self.core.register_waiter();
         let mut rx = self.core.durable_tx.subscribe();
         let _ = rx.wait_for(|d| *d >= target).await;
     }
@@ -297,6 +299,12 @@ impl Persistence {
         while *rx.borrow_and_update() < target {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+    }
+
+    /// Number of fsyncs of the log so far (under `always`, one per group
+    /// commit).
+    pub fn fsyncs(&self) -> u64 {
+        self.core.fsyncs.load(Ordering::Relaxed)
     }
 
     /// Bytes of the live log segments.

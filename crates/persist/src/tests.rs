@@ -474,6 +474,63 @@ fn always_policy_makes_each_write_durable_before_wait_returns() {
     p.shutdown();
 }
 
+#[test]
+fn always_waiters_share_commits_and_a_cohort_that_leaves_does_not_stall_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine();
+    let p = Persistence::open(
+        e.clone(),
+        Options {
+            fsync: FsyncPolicy::Always,
+            ..Options::new(dir.path())
+        },
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // 16 writers wait together for 20 rounds, then 14 of them leave: the
+    // log thread expects them back for a while but must not hold the two
+    // that remain for longer than a commit
+    let writers = 16;
+    let rounds = |w: usize| if w < 2 { 100 } else { 20 };
+    let slowest = rt.block_on(async {
+        let tasks: Vec<_> = (0..writers)
+            .map(|w| {
+                let (e, p) = (e.clone(), p.clone());
+                tokio::spawn(async move {
+                    let mut slowest = Duration::ZERO;
+                    for i in 0..rounds(w) {
+                        set(&e, 0, &format!("w{w}:{i}"), "v");
+                        let mine = p.assigned_seq();
+                        let t = std::time::Instant::now();
+                        p.wait_durable().await;
+                        slowest = slowest.max(t.elapsed());
+                        assert!(p.durable_seq() >= mine);
+                    }
+                    slowest
+                })
+            })
+            .collect();
+        let mut slowest = Duration::ZERO;
+        for t in tasks {
+            slowest = slowest.max(t.await.unwrap());
+        }
+        slowest
+    });
+    let writes: u64 = (0..writers).map(|w| rounds(w) as u64).sum();
+    let fsyncs = p.fsyncs();
+    assert!(
+        fsyncs < writes / 2,
+        "{fsyncs} fsyncs for {writes} writes: commits are not shared"
+    );
+    assert!(slowest < Duration::from_secs(2), "a wait took {slowest:?}");
+    p.shutdown();
+    assert_eq!(reopen_dump(dir.path()).len() as u64, writes);
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Set(usize, u8, u8, i8),

@@ -4,6 +4,17 @@
 //! appends it to the current segment and fsyncs per policy. Everything
 //! queued while a write+fsync is in progress goes out in the next single
 //! write+fsync: group commit.
+//!
+//! Under `always` the log thread also decides *when* a commit starts. Left
+//! to start one the moment records are queued, it settles into two cohorts
+//! of connections that alternate, each commit carrying half of them (one
+//! cohort is woken by commit N and comes back while commit N+1, holding the
+//! other cohort, is already in flight). So before a commit it *gathers*:
+//! it waits until as many connections are waiting as took part in the
+//! previous round (those woken by the last commit plus those that queued
+//! behind it), but never longer than the last commit took, and not once
+//! [`GATHER_GAP`] passes with no new waiter after the first one came back,
+//! so a cohort that does not come back costs little.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,6 +39,13 @@ const WRITE_INTERVAL: Duration = Duration::from_millis(1);
 const QUEUE_LIMIT: usize = 64 << 20;
 /// How long to wait between retries of a failed write or fsync.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Upper bound of a gather under `always` (it is otherwise as long as the
+/// last commit took).
+const GATHER_MAX: Duration = Duration::from_millis(5);
+/// A gather also ends when no connection started waiting for this long
+/// (the rest of the cohort is not coming back soon: its clients went idle,
+/// or the server's CPU is busy with something else).
+const GATHER_GAP: Duration = Duration::from_micros(100);
 
 /// Reply to a rotation request: the new segment's number.
 pub(crate) type RotateReply = mpsc::Sender<std::io::Result<u64>>;
@@ -37,6 +55,12 @@ struct Queue {
     buf: Vec<u8>,
     /// Sequence number of the last record in `buf` (or before it).
     seq: u64,
+    /// Connections waiting for a record in `buf` (under `always`): they
+    /// can only be answered by the next commit.
+    waiters: usize,
+    /// While the log thread gathers: the number of `waiters` at which it
+    /// starts the commit (`usize::MAX` otherwise).
+    want: usize,
     rotate: Option<RotateReply>,
     stop: bool,
 }
@@ -54,6 +78,8 @@ pub(crate) struct Core {
     /// Last sequence number written (and fsynced under `always`).
     pub(crate) durable: AtomicU64,
     pub(crate) durable_tx: tokio::sync::watch::Sender<u64>,
+    /// fsyncs of the log done so far.
+    pub(crate) fsyncs: AtomicU64,
     /// False while the last write or fsync failed.
     pub(crate) ok: AtomicBool,
     pub(crate) last_error: Mutex<String>,
@@ -87,6 +113,7 @@ impl Core {
             policy,
             queue: Mutex::new(Queue {
                 seq,
+                want: usize::MAX,
                 ..Queue::default()
             }),
             wake: Condvar::new(),
@@ -94,6 +121,7 @@ impl Core {
             assigned: AtomicU64::new(seq),
             durable: AtomicU64::new(seq),
             durable_tx: tokio::sync::watch::Sender::new(seq),
+            fsyncs: AtomicU64::new(0),
             ok: AtomicBool::new(true),
             last_error: Mutex::new(String::new()),
             closed_bytes: AtomicU64::new(0),
@@ -131,6 +159,21 @@ impl Core {
     pub(crate) fn stop(&self) {
         self.queue.lock().stop = true;
         self.wake.notify_one();
+    }
+
+    /// Called by a connection about to wait for durability: returns the
+    /// sequence number to wait for (the last record accepted) and, when that
+    /// record is still queued, counts the caller among the next commit's
+    /// waiters (waking a gathering log thread once enough are there).
+    pub(crate) fn register_waiter(&self) -> u64 {
+        let mut q = self.queue.lock();
+        if !q.buf.is_empty() {
+            q.waiters += 1;
+            if q.waiters >= q.want {
+                self.wake.notify_one();
+            }
+        }
+        q.seq
     }
 
     fn set_error(&self, what: &str, e: &std::io::Error) {
@@ -202,6 +245,11 @@ pub(crate) struct Writer {
     /// Sequence number of the last record in `pending`.
     pub(crate) pending_seq: u64,
     pub(crate) last_sync: Instant,
+    /// How long the last write+fsync took: the bound of the next gather.
+    pub(crate) last_commit: Duration,
+    /// Waiters answered by the last commit: those expected back for the
+    /// next one.
+    pub(crate) last_cohort: usize,
 }
 
 impl Writer {
@@ -235,6 +283,7 @@ impl Writer {
         let durable = if fsync {
             if self.synced_len < self.file_len {
                 self.file.sync()?;
+                self.core.fsyncs.fetch_add(1, Ordering::Relaxed);
             }
             self.last_sync = Instant::now();
             true
@@ -274,10 +323,20 @@ impl Writer {
     /// The log thread's loop.
     pub(crate) fn run(mut self) {
         let core = self.core.clone();
+        if core.policy == FsyncPolicy::Always {
+            // gathers time out after GATHER_GAP; the default timer slack
+            // (50 us) would stretch that by half
+            // SAFETY: prctl with integer arguments only changes this
+            // thread's timer slack.
+            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 10_000u64, 0u64, 0u64, 0u64) };
+        }
         let mut spare = Vec::new();
         loop {
             let (rotate, stop) = {
                 let mut q = core.queue.lock();
+                // under `always`: the cohort answered by the last commit and
+                // those who queued behind it
+                let expected = self.last_cohort + q.waiters;
                 loop {
                     if !q.buf.is_empty() || q.rotate.is_some() || q.stop {
                         break;
@@ -314,8 +373,38 @@ impl Writer {
                         std::thread::sleep(WRITE_INTERVAL)
                     });
                 }
+                if core.policy == FsyncPolicy::Always
+                    && !q.buf.is_empty()
+                    && q.waiters < expected
+                    && q.rotate.is_none()
+                    && !q.stop
+                    && core.ok.load(Ordering::Relaxed)
+                {
+                    // gather (see the module comment)
+                    let cap = Instant::now() + self.last_commit.min(GATHER_MAX);
+                    // Waiters only wake this thread once `want` are there,
+                    // so it looks every GATHER_GAP. The gap counts from the
+                    // first waiter seen coming back: before that the
+                    // runtime is still busy sending the last commit's replies.
+                    let (mut seen, mut came) = (q.waiters, false);
+                    q.want = expected;
+                    while q.waiters < q.want && q.rotate.is_none() && !q.stop {
+                        let until = cap.min(Instant::now() + GATHER_GAP);
+                        let timed_out = core.wake.wait_until(&mut q, until).timed_out();
+                        if q.waiters > seen {
+                            (seen, came) = (q.waiters, true);
+                        } else if timed_out && came {
+                            break; // nobody came for GATHER_GAP
+                        }
+                        if Instant::now() >= cap {
+                            break;
+                        }
+                    }
+                    q.want = usize::MAX;
+                }
                 std::mem::swap(&mut q.buf, &mut spare);
                 self.pending_seq = q.seq;
+                self.last_cohort = std::mem::take(&mut q.waiters);
                 (q.rotate.take(), q.stop)
             };
             core.drained.notify_all();
@@ -333,7 +422,9 @@ impl Writer {
                 FsyncPolicy::EverySec => self.last_sync.elapsed() >= Duration::from_secs(1),
                 FsyncPolicy::No => false,
             };
+            let started = Instant::now();
             let flushed = self.flush(fsync || stop);
+            self.last_commit = started.elapsed();
             if flushed.is_err() && !stop {
                 // back off before retrying; new records keep queueing
                 std::thread::sleep(RETRY_AFTER.min(Duration::from_millis(200)));
