@@ -30,6 +30,17 @@ fn open(dir: &Path) -> (Arc<Engine>, Arc<Persistence>) {
     (e, p)
 }
 
+/// Opens `dir` with `appendfsync always`.
+fn open_always(dir: &Path) -> (Arc<Engine>, Arc<Persistence>) {
+    let e = engine();
+    let opts = Options {
+        fsync: FsyncPolicy::Always,
+        ..Options::new(dir)
+    };
+    let p = Persistence::open(e.clone(), opts).unwrap();
+    (e, p)
+}
+
 type Dump = Vec<(usize, Vec<u8>, Vec<u8>, Meta)>;
 
 /// Every live entry, sorted.
@@ -452,15 +463,7 @@ fn disk_errors_refuse_then_resume_and_nothing_acknowledged_is_lost() {
 #[test]
 fn always_policy_makes_each_write_durable_before_wait_returns() {
     let dir = tempfile::tempdir().unwrap();
-    let e = engine();
-    let p = Persistence::open(
-        e.clone(),
-        Options {
-            fsync: FsyncPolicy::Always,
-            ..Options::new(dir.path())
-        },
-    )
-    .unwrap();
+    let (e, p) = open_always(dir.path());
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -477,15 +480,7 @@ fn always_policy_makes_each_write_durable_before_wait_returns() {
 #[test]
 fn always_waiters_share_commits_and_a_cohort_that_leaves_does_not_stall_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    let e = engine();
-    let p = Persistence::open(
-        e.clone(),
-        Options {
-            fsync: FsyncPolicy::Always,
-            ..Options::new(dir.path())
-        },
-    )
-    .unwrap();
+    let (e, p) = open_always(dir.path());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
