@@ -219,6 +219,8 @@ impl Persistence {
             file,
             synced_len: last_len,
             file_len: last_len,
+            allocated: last_len,
+            prealloc_after: None,
             pending: Vec::new(),
             written: 0,
             pending_seq: 0,
@@ -289,6 +291,38 @@ impl Persistence {
         let target = self.core.register_waiter();
         let mut rx = self.core.durable_tx.subscribe();
         let _ = rx.wait_for(|d| *d >= target).await;
+    }
+
+    /// Fans durability news out to the connections waiting in
+    /// [`wait_durable`](Self::wait_durable): spawn it once on the runtime
+    /// that runs them. The log thread then wakes only this task per commit
+    /// (one cross-thread wake-up instead of one per waiting connection);
+    /// without it the log thread wakes every waiter itself. Runs until the
+    /// runtime drops it.
+    pub async fn relay_durability(self: Arc<Self>) {
+        struct Active<'a>(&'a Core);
+        impl Drop for Active<'_> {
+            fn drop(&mut self) {
+                // after this store the log thread publishes by itself; what
+                // it published before is sent here, so nothing is missed
+                self.0.relay_active.store(false, Ordering::SeqCst);
+                self.0
+                    .durable_tx
+                    .send_replace(self.0.durable.load(Ordering::SeqCst));
+            }
+        }
+        if self.core.relay_active.swap(true, Ordering::SeqCst) {
+            return; // one relay is enough
+        }
+        let core = &self.core;
+        let _active = Active(core);
+        loop {
+            let d = core.durable.load(Ordering::SeqCst);
+            if *core.durable_tx.borrow() != d {
+                core.durable_tx.send_replace(d);
+            }
+            core.relay_wake.notified().await;
+        }
     }
 
     /// Blocking form of [`wait_durable`](Self::wait_durable) for threads

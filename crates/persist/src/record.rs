@@ -130,8 +130,16 @@ pub fn decode(p: &[u8]) -> Option<Mutation<'_>> {
 pub enum End {
     /// Every byte belonged to a valid record.
     Clean,
-    /// The last record is incomplete or damaged and nothing follows it: the
-    /// signature of a write cut short by a crash.
+    /// Only zero bytes follow the last valid record: log space the writer
+    /// preallocated and had not used yet (the usual end of the current
+    /// segment after a crash under `appendfsync always`).
+    Zeros {
+        /// Offset of the first zero byte (= length of the valid prefix).
+        offset: u64,
+    },
+    /// The last record is incomplete or damaged and nothing but zeros
+    /// follows it: the signature of a write cut short by a crash (zeros
+    /// being preallocated space the write did not reach).
     Torn {
         /// Offset of the damaged record (= length of the valid prefix).
         offset: u64,
@@ -192,10 +200,7 @@ pub fn scan_file(
         let body_room = remaining - HEADER as u64;
         if len == 0 {
             if header == [0; HEADER] && rest_is_zero(&mut r)? {
-                break End::Torn {
-                    offset,
-                    reason: "zero-filled tail".into(),
-                };
+                break End::Zeros { offset };
             }
             break End::Corrupt {
                 offset,
@@ -211,7 +216,6 @@ pub fn scan_file(
         payload.clear();
         payload.resize(len as usize, 0);
         r.read_exact(&mut payload)?;
-        let last = len == body_room;
         let bad = if crc32c::crc32c(&payload) != crc {
             Some("checksum mismatch")
         } else if decode(&payload).is_none() {
@@ -221,7 +225,7 @@ pub fn scan_file(
         };
         if let Some(reason) = bad {
             let reason = reason.to_string();
-            break if last {
+            break if rest_is_zero(&mut r)? {
                 End::Torn { offset, reason }
             } else {
                 End::Corrupt { offset, reason }
@@ -233,7 +237,7 @@ pub fn scan_file(
     };
     let valid_len = match &end {
         End::Clean => file_len,
-        End::Torn { offset, .. } | End::Corrupt { offset, .. } => *offset,
+        End::Zeros { offset } | End::Torn { offset, .. } | End::Corrupt { offset, .. } => *offset,
     };
     Ok(Scan {
         records,

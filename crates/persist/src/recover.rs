@@ -101,7 +101,14 @@ pub fn walk(
         w.snapshot_bytes = scan.file_len;
         // a snapshot is complete and fsynced before the MANIFEST names it,
         // so any damage, even at its end, is corruption
-        if let End::Torn { offset, reason } | End::Corrupt { offset, reason } = &scan.end {
+        let damage = match &scan.end {
+            End::Clean => None,
+            End::Zeros { offset } => Some((*offset, "zero bytes where records belong".to_string())),
+            End::Torn { offset, reason } | End::Corrupt { offset, reason } => {
+                Some((*offset, reason.clone()))
+            }
+        };
+        if let Some((offset, reason)) = damage {
             w.corrupt = true;
             let msg = format!(
                 "{}: corrupt record at offset {offset} ({reason})",
@@ -110,7 +117,7 @@ pub fn walk(
             if !repair {
                 return Err(refuse(msg, mode));
             }
-            truncate(&path, *offset)?;
+            truncate(&path, offset)?;
             w.notes
                 .push(format!("{msg}: repaired by truncating the snapshot there"));
         }
@@ -147,6 +154,21 @@ pub fn walk(
         w.segments.push((n, scan));
         match end {
             End::Clean => {}
+            End::Zeros { offset } => {
+                // preallocated, never acknowledged: nothing is lost
+                let unused = w.segments.last().map_or(0, |(_, s)| s.file_len - offset);
+                let msg = format!(
+                    "{}: {unused} bytes of preallocated space after the last record (offset {offset})",
+                    path.display()
+                );
+                if recovering {
+                    truncate(&path, offset)?;
+                    tracing::info!("{msg}: cut");
+                    w.notes.push(format!("{msg}: cut"));
+                } else {
+                    w.notes.push(format!("{msg}: recovery will cut it"));
+                }
+            }
             End::Torn { offset, reason } if last => {
                 let dropped = w.segments.last().map_or(0, |(_, s)| s.file_len - offset);
                 let msg = format!(

@@ -9,6 +9,7 @@ use proptest::prelude::*;
 use std::fs;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+use writer::PREALLOC_LOW;
 
 fn engine() -> Arc<Engine> {
     Arc::new(Engine::new(EngineConfig {
@@ -594,4 +595,124 @@ proptest! {
         p.shutdown();
         prop_assert_eq!(reopen_dump(dir.path()), want);
     }
+}
+
+/// Copies a live data directory's files, as a crash would leave them (the
+/// page cache survives a process kill), except the lock.
+fn copy_as_crashed(from: &Path, to: &Path) {
+    for entry in fs::read_dir(from).unwrap() {
+        let p = entry.unwrap().path();
+        if p.file_name().unwrap() != files::LOCK {
+            fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn always_preallocates_ahead_and_a_clean_stop_cuts_the_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, p) = open_always(dir.path());
+    for i in 0..20 {
+        set(&e, 0, &format!("k{i}"), "v");
+        p.wait_durable_blocking();
+    }
+    let seg = last_segment(dir.path());
+    let records = p.log_bytes();
+    let on_disk = fs::metadata(&seg).unwrap().len();
+    assert!(records > 0);
+    assert!(
+        on_disk >= records + PREALLOC_LOW,
+        "no space preallocated: {on_disk} bytes on disk for {records} of records"
+    );
+    // the zeros are not records: check sees 20 and says what follows
+    let report = check(dir.path()).unwrap().to_string();
+    assert!(report.contains("preallocated space"), "{report}");
+    p.shutdown();
+    assert_eq!(fs::metadata(&seg).unwrap().len(), records);
+    let (e2, p2) = open_always(dir.path());
+    assert_eq!(dump(&e2).len(), 20);
+    assert!(p2.recovery().notes.is_empty(), "{:?}", p2.recovery().notes);
+    p2.shutdown();
+}
+
+#[test]
+fn a_crash_under_always_leaves_preallocated_space_that_recovery_cuts() {
+    let live = tempfile::tempdir().unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    let (e, p) = open_always(live.path());
+    for i in 0..10 {
+        set(&e, 1, &format!("k{i}"), "value");
+        p.wait_durable_blocking();
+    }
+    copy_as_crashed(live.path(), crashed.path());
+    p.shutdown();
+    let (e2, p2) = open_always(crashed.path());
+    assert_eq!(dump(&e2), dump(&e));
+    let notes = &p2.recovery().notes;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].contains("preallocated space"), "{notes:?}");
+    // writing goes on right after the last record, not after the zeros
+    set(&e2, 1, "after", "crash");
+    p2.wait_durable_blocking();
+    p2.shutdown();
+    assert_eq!(reopen_dump(crashed.path()).len(), 11);
+}
+
+#[test]
+fn a_record_cut_short_inside_preallocated_space_is_a_torn_tail() {
+    let live = tempfile::tempdir().unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    let (e, p) = open_always(live.path());
+    set(&e, 0, "a", "1");
+    p.wait_durable_blocking();
+    let good = p.log_bytes();
+    set(&e, 0, "b", "a longer value than the first one");
+    p.wait_durable_blocking();
+    let end = p.log_bytes();
+    copy_as_crashed(live.path(), crashed.path());
+    p.shutdown();
+    // the second record's last bytes never reached the disk: zeros, as the
+    // preallocated space had them
+    let seg = last_segment(crashed.path());
+    let mut bytes = fs::read(&seg).unwrap();
+    assert!(
+        bytes.len() as u64 > end,
+        "no preallocated space to tear into"
+    );
+    for b in &mut bytes[(end - 5) as usize..end as usize] {
+        *b = 0;
+    }
+    fs::write(&seg, &bytes).unwrap();
+    let report = check(crashed.path()).unwrap().to_string();
+    assert!(report.contains("torn tail"), "{report}");
+    let (e2, p2) = open_always(crashed.path());
+    assert_eq!(dump(&e2).len(), 1);
+    assert!(
+        p2.recovery().notes[0].contains(&format!("torn tail at offset {good}")),
+        "{:?}",
+        p2.recovery().notes
+    );
+    p2.shutdown();
+    assert_eq!(fs::metadata(&seg).unwrap().len(), good);
+}
+
+#[test]
+fn a_bad_record_followed_by_records_is_still_corruption_with_zeros_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, p) = open(dir.path());
+    for i in 0..4 {
+        set(&e, 0, &format!("k{i}"), "value");
+    }
+    p.shutdown();
+    let seg = last_segment(dir.path());
+    let mut bytes = fs::read(&seg).unwrap();
+    let rec = bytes.len() / 4;
+    bytes[rec + 12] ^= 0x10; // the 2nd record's payload
+    bytes.extend_from_slice(&[0; 8192]);
+    fs::write(&seg, &bytes).unwrap();
+    let err = check(dir.path()).err().unwrap().to_string();
+    assert!(
+        err.contains(&format!("corrupt record at offset {rec}")),
+        "{err}"
+    );
 }

@@ -46,6 +46,12 @@ const GATHER_MAX: Duration = Duration::from_millis(5);
 /// (the rest of the cohort is not coming back soon: its clients went idle,
 /// or the server's CPU is busy with something else).
 const GATHER_GAP: Duration = Duration::from_micros(100);
+/// Under `always`, the zero-filled space kept ahead of the last record (see
+/// [`SegmentFile`]): when less than `PREALLOC_LOW` is left, the log thread
+/// fills another `PREALLOC_CHUNK` between two commits (1 MiB took 1-2 ms
+/// here, once per about 250 commits of 50 SETs).
+const PREALLOC_CHUNK: u64 = 1 << 20;
+pub(crate) const PREALLOC_LOW: u64 = 256 << 10;
 
 /// Reply to a rotation request: the new segment's number.
 pub(crate) type RotateReply = mpsc::Sender<std::io::Result<u64>>;
@@ -78,6 +84,11 @@ pub(crate) struct Core {
     /// Last sequence number written (and fsynced under `always`).
     pub(crate) durable: AtomicU64,
     pub(crate) durable_tx: tokio::sync::watch::Sender<u64>,
+    /// Set while a [`relay`](crate::Persistence::relay_durability) task runs
+    /// in the server's runtime: the log thread then wakes that one task
+    /// instead of every waiting connection (see `publish_durable`).
+    pub(crate) relay_active: AtomicBool,
+    pub(crate) relay_wake: tokio::sync::Notify,
     /// fsyncs of the log done so far.
     pub(crate) fsyncs: AtomicU64,
     /// False while the last write or fsync failed.
@@ -121,6 +132,8 @@ impl Core {
             assigned: AtomicU64::new(seq),
             durable: AtomicU64::new(seq),
             durable_tx: tokio::sync::watch::Sender::new(seq),
+            relay_active: AtomicBool::new(false),
+            relay_wake: tokio::sync::Notify::new(),
             fsyncs: AtomicU64::new(0),
             ok: AtomicBool::new(true),
             last_error: Mutex::new(String::new()),
@@ -174,6 +187,22 @@ impl Core {
             }
         }
         q.seq
+    }
+
+    /// Makes records up to `seq` visible as durable and wakes whoever waits
+    /// for them. Waking a task from this (non-runtime) thread costs the
+    /// runtime a wake-up syscall, and the scheduler paid one per waking
+    /// task (measured under `always`, 50 clients: 50 eventfd writes per
+    /// commit, each able to preempt this thread on a shared core). With a
+    /// relay running, this thread wakes only the relay, which fans the
+    /// news out from inside the runtime.
+    fn publish_durable(&self, seq: u64) {
+        self.durable.store(seq, Ordering::SeqCst);
+        if self.relay_active.load(Ordering::SeqCst) {
+            self.relay_wake.notify_one();
+        } else {
+            self.durable_tx.send_replace(seq);
+        }
     }
 
     fn set_error(&self, what: &str, e: &std::io::Error) {
@@ -234,8 +263,13 @@ pub(crate) struct Writer {
     /// Bytes of the current segment known durable (or, under `no`, handed
     /// to the OS).
     pub(crate) synced_len: u64,
-    /// Bytes of the current segment written.
+    /// Bytes of the current segment written: the end of its last record.
     pub(crate) file_len: u64,
+    /// Length of the file itself: `file_len` plus the zero-filled space
+    /// ahead of it (under `always`), which a clean stop or a rotation cuts.
+    pub(crate) allocated: u64,
+    /// After a failed preallocation: not before this instant again.
+    pub(crate) prealloc_after: Option<Instant>,
     /// Bytes not yet durable: those after `synced_len`, of which the first
     /// `written` are already in the file. Kept so a failed fsync can be
     /// redone by rewriting them (after a failed fsync the kernel may have
@@ -261,6 +295,7 @@ impl Writer {
         if let Err(e) = &r {
             let _ = self.file.truncate(self.synced_len);
             self.file_len = self.synced_len;
+            self.allocated = self.synced_len;
             self.written = 0;
             self.core
                 .current_bytes
@@ -273,8 +308,10 @@ impl Writer {
 
     fn try_flush(&mut self, fsync: bool) -> std::io::Result<()> {
         if self.written < self.pending.len() {
-            self.file.append(&self.pending[self.written..])?;
+            self.file
+                .write_at(self.file_len, &self.pending[self.written..])?;
             self.file_len += (self.pending.len() - self.written) as u64;
+            self.allocated = self.allocated.max(self.file_len);
             self.written = self.pending.len();
             self.core
                 .current_bytes
@@ -297,14 +334,55 @@ impl Writer {
         }
         self.core.set_ok();
         if durable || self.core.policy != FsyncPolicy::Always {
-            self.core.durable.store(self.pending_seq, Ordering::Release);
-            self.core.durable_tx.send_replace(self.pending_seq);
+            self.core.publish_durable(self.pending_seq);
+        }
+        Ok(())
+    }
+
+    /// Under `always`, zero-fills the next [`PREALLOC_CHUNK`] once the space
+    /// ahead of the last record runs low. A failure (a full disk, say) only
+    /// means later commits append, and is retried after [`RETRY_AFTER`].
+    fn preallocate(&mut self) {
+        if self.core.policy != FsyncPolicy::Always
+            || self.allocated - self.file_len >= PREALLOC_LOW
+            || self.prealloc_after.is_some_and(|t| Instant::now() < t)
+        {
+            return;
+        }
+        let from = self.allocated;
+        match self.file.zero_fill(from, PREALLOC_CHUNK) {
+            Ok(()) => {
+                self.allocated = from + PREALLOC_CHUNK;
+                self.prealloc_after = None;
+            }
+            Err(e) => {
+                let _ = self.file.truncate(from);
+                if self.prealloc_after.is_none() {
+                    tracing::warn!(
+                        "cannot preallocate log space in {}: {}; commits append until it succeeds",
+                        self.core.dir.display(),
+                        error_text(&e)
+                    );
+                }
+                self.prealloc_after = Some(Instant::now() + RETRY_AFTER);
+            }
+        }
+    }
+
+    /// Cuts the zero-filled space after the last record, so a closed
+    /// segment ends with its last record.
+    fn cut_tail(&mut self) -> std::io::Result<()> {
+        if self.allocated > self.file_len {
+            self.file.truncate(self.file_len)?;
+            self.file.sync()?;
+            self.allocated = self.file_len;
         }
         Ok(())
     }
 
     fn rotate(&mut self) -> std::io::Result<u64> {
         self.flush(true)?;
+        self.cut_tail()?;
         let next = self.core.segment.load(Ordering::Relaxed) + 1;
         let path = segment_path(&self.core.dir, next);
         let file = self.fs.open_segment(&path)?;
@@ -315,6 +393,7 @@ impl Writer {
             .fetch_add(self.file_len, Ordering::Relaxed);
         self.core.current_bytes.store(0, Ordering::Relaxed);
         self.file_len = 0;
+        self.allocated = 0;
         self.synced_len = 0;
         self.core.segment.store(next, Ordering::Relaxed);
         Ok(next)
@@ -434,10 +513,15 @@ impl Writer {
             }
             core.maybe_request_compaction();
             if stop {
-                if let Err(e) = flushed {
+                if let Err(e) = flushed.and_then(|()| self.cut_tail()) {
                     tracing::error!("final log flush failed: {}", error_text(&e));
                 }
                 return;
+            }
+            if flushed.is_ok() {
+                // the commit's waiters are woken: their replies and next
+                // requests take longer than this
+                self.preallocate();
             }
         }
     }

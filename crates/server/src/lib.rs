@@ -97,6 +97,7 @@ fn open_data_dir(shared: &Arc<Shared>) -> std::io::Result<()> {
         appendfsync = %cfg.appendfsync,
         "data loaded"
     );
+    tokio::spawn(p.clone().relay_durability());
     let _ = shared.persist.set(p);
     Ok(())
 }
