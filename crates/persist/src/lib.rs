@@ -19,6 +19,7 @@
 //! p.shutdown();
 //! ```
 
+mod activity;
 mod compact;
 pub mod files;
 pub mod record;
@@ -37,6 +38,7 @@ use std::time::Instant;
 use magpie_engine::{Engine, Mutation};
 use parking_lot::Mutex;
 
+pub use activity::RuntimeActivity;
 pub use compact::Compacted;
 use files::{segment_path, sync_dir, DirLock, Fs, RealFs};
 use recover::{walk, Mode, Walk};
@@ -93,6 +95,10 @@ pub struct Options {
     pub compact_ratio: f64,
     /// File system for log segments (tests inject failures here).
     pub fs: Arc<dyn Fs>,
+    /// The server runtime's activity, when it reports it: under `always`
+    /// a group commit then starts once the runtime runs out of work
+    /// (see [`RuntimeActivity`]); without it, once waiters stop coming.
+    pub activity: Option<Arc<RuntimeActivity>>,
 }
 
 impl Options {
@@ -105,6 +111,7 @@ impl Options {
             compact_min_size: 64 << 20,
             compact_ratio: 1.0,
             fs: Arc::new(RealFs),
+            activity: None,
         }
     }
 }
@@ -196,7 +203,11 @@ impl Persistence {
             opts.compact_min_size,
             opts.compact_ratio,
             0,
+            opts.activity.clone(),
         ));
+        if let Some(a) = &opts.activity {
+            a.attach(&core);
+        }
         core.segment.store(last, Ordering::Relaxed);
         core.closed_bytes.store(closed, Ordering::Relaxed);
         core.current_bytes.store(last_len, Ordering::Relaxed);

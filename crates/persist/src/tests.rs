@@ -716,3 +716,60 @@ fn a_bad_record_followed_by_records_is_still_corruption_with_zeros_after() {
         "{err}"
     );
 }
+
+#[test]
+fn commits_under_always_follow_the_runtime_going_idle() {
+    // a runtime reporting its park/unpark as the server's does: 40
+    // connections write at once, so each commit should carry many of them
+    let activity = RuntimeActivity::new(1);
+    let (a, b) = (activity.clone(), activity.clone());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .on_thread_park(move || a.parked())
+        .on_thread_unpark(move || b.unparked())
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine();
+    let p = Persistence::open(
+        e.clone(),
+        Options {
+            fsync: FsyncPolicy::Always,
+            activity: Some(activity),
+            ..Options::new(dir.path())
+        },
+    )
+    .unwrap();
+    let (clients, rounds) = (40, 25);
+    rt.block_on(async {
+        tokio::spawn(p.clone().relay_durability());
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let (e, p) = (e.clone(), p.clone());
+            tasks.push(tokio::spawn(async move {
+                for r in 0..rounds {
+                    let k = format!("c{c}");
+                    set(&e, 0, &k, &format!("r{r}"));
+                    let before = p.assigned_seq();
+                    p.wait_durable().await;
+                    assert!(p.durable_seq() >= before, "acknowledged before durable");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let writes = (clients * rounds) as u64;
+    let fsyncs = p.fsyncs();
+    assert!(
+        fsyncs * 4 <= writes,
+        "{fsyncs} fsyncs for {writes} writes: commits did not gather"
+    );
+    p.shutdown();
+    let d = reopen_dump(dir.path());
+    assert_eq!(d.len(), clients);
+    assert!(d
+        .iter()
+        .all(|x| x.2 == format!("r{}", rounds - 1).into_bytes()));
+}

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use magpie_engine::{Mutation, MutationSink};
 use parking_lot::{Condvar, Mutex};
 
+use crate::activity::RuntimeActivity;
 use crate::files::{error_text, segment_path, sync_dir, Fs, SegmentFile};
 use crate::record::encode;
 use crate::FsyncPolicy;
@@ -46,6 +47,12 @@ const GATHER_MAX: Duration = Duration::from_millis(5);
 /// (the rest of the cohort is not coming back soon: its clients went idle,
 /// or the server's CPU is busy with something else).
 const GATHER_GAP: Duration = Duration::from_micros(100);
+/// With a [`RuntimeActivity`]: how long the runtime must stay idle before
+/// a commit starts (a worker that parks may be back at once with input
+/// that was already there), and how long a gather may last while it stays
+/// busy.
+const IDLE_CONFIRM: Duration = Duration::from_micros(30);
+const GATHER_MAX_BUSY: Duration = Duration::from_millis(2);
 /// Under `always`, the zero-filled space kept ahead of the last record (see
 /// [`SegmentFile`]): when less than `PREALLOC_LOW` is left, the log thread
 /// fills another `PREALLOC_CHUNK` between two commits (1 MiB took 1-2 ms
@@ -109,6 +116,9 @@ pub(crate) struct Core {
     pub(crate) compact_ratio: f64,
     pub(crate) compacting: AtomicBool,
     pub(crate) compact_stop: AtomicBool,
+    /// Mirror of `queue.waiters > 0`, readable without the lock.
+    has_waiters: AtomicBool,
+    activity: Option<Arc<RuntimeActivity>>,
 }
 
 impl Core {
@@ -118,6 +128,7 @@ impl Core {
         compact_min_size: u64,
         compact_ratio: f64,
         seq: u64,
+        activity: Option<Arc<RuntimeActivity>>,
     ) -> Core {
         Core {
             dir,
@@ -147,6 +158,8 @@ impl Core {
             compact_ratio,
             compacting: AtomicBool::new(false),
             compact_stop: AtomicBool::new(false),
+            has_waiters: AtomicBool::new(false),
+            activity,
         }
     }
 
@@ -182,11 +195,21 @@ impl Core {
         let mut q = self.queue.lock();
         if !q.buf.is_empty() {
             q.waiters += 1;
+            self.has_waiters.store(true, Ordering::Relaxed);
             if q.waiters >= q.want {
                 self.wake.notify_one();
             }
         }
         q.seq
+    }
+
+    /// Called by [`RuntimeActivity`] when the runtime ran out of work: wakes
+    /// a gathering log thread if anyone waits for a commit.
+    pub(crate) fn runtime_went_idle(&self) {
+        if self.policy == FsyncPolicy::Always && self.has_waiters.load(Ordering::Relaxed) {
+            let _q = self.queue.lock();
+            self.wake.notify_one();
+        }
     }
 
     /// Makes records up to `seq` visible as durable and wakes whoever waits
@@ -399,6 +422,56 @@ impl Writer {
         Ok(next)
     }
 
+    /// Gathers until `want` connections wait, or the runtime has stayed
+    /// idle for [`IDLE_CONFIRM`], or [`GATHER_MAX_BUSY`] passed.
+    fn gather_until_idle(
+        &self,
+        core: &Core,
+        activity: &RuntimeActivity,
+        q: &mut parking_lot::MutexGuard<'_, Queue>,
+    ) {
+        let cap = Instant::now() + GATHER_MAX_BUSY;
+        while q.waiters < q.want && q.rotate.is_none() && !q.stop {
+            let now = Instant::now();
+            if now >= cap {
+                break;
+            }
+            match activity.idle_epoch() {
+                Some(epoch) => {
+                    let _ = core.wake.wait_until(q, cap.min(now + IDLE_CONFIRM));
+                    if activity.idle_epoch() == Some(epoch) {
+                        break; // idle all along: nobody else is coming
+                    }
+                }
+                // woken when the runtime parks or `want` is reached
+                None => {
+                    let _ = core.wake.wait_until(q, cap);
+                }
+            }
+        }
+    }
+
+    /// Without a runtime gauge: gathers until `want` connections wait, or
+    /// no new one came for [`GATHER_GAP`], or as long as the last commit
+    /// took. The gap counts from the first waiter seen coming back: before
+    /// that the runtime is still busy sending the last commit's replies.
+    fn gather_until_gap(&self, core: &Core, q: &mut parking_lot::MutexGuard<'_, Queue>) {
+        let cap = Instant::now() + self.last_commit.min(GATHER_MAX);
+        let (mut seen, mut came) = (q.waiters, false);
+        while q.waiters < q.want && q.rotate.is_none() && !q.stop {
+            let until = cap.min(Instant::now() + GATHER_GAP);
+            let timed_out = core.wake.wait_until(q, until).timed_out();
+            if q.waiters > seen {
+                (seen, came) = (q.waiters, true);
+            } else if timed_out && came {
+                break; // nobody came for GATHER_GAP
+            }
+            if Instant::now() >= cap {
+                break;
+            }
+        }
+    }
+
     /// The log thread's loop.
     pub(crate) fn run(mut self) {
         let core = self.core.clone();
@@ -460,30 +533,17 @@ impl Writer {
                     && core.ok.load(Ordering::Relaxed)
                 {
                     // gather (see the module comment)
-                    let cap = Instant::now() + self.last_commit.min(GATHER_MAX);
-                    // Waiters only wake this thread once `want` are there,
-                    // so it looks every GATHER_GAP. The gap counts from the
-                    // first waiter seen coming back: before that the
-                    // runtime is still busy sending the last commit's replies.
-                    let (mut seen, mut came) = (q.waiters, false);
                     q.want = expected;
-                    while q.waiters < q.want && q.rotate.is_none() && !q.stop {
-                        let until = cap.min(Instant::now() + GATHER_GAP);
-                        let timed_out = core.wake.wait_until(&mut q, until).timed_out();
-                        if q.waiters > seen {
-                            (seen, came) = (q.waiters, true);
-                        } else if timed_out && came {
-                            break; // nobody came for GATHER_GAP
-                        }
-                        if Instant::now() >= cap {
-                            break;
-                        }
+                    match &core.activity {
+                        Some(a) => self.gather_until_idle(&core, a, &mut q),
+                        None => self.gather_until_gap(&core, &mut q),
                     }
                     q.want = usize::MAX;
                 }
                 std::mem::swap(&mut q.buf, &mut spare);
                 self.pending_seq = q.seq;
                 self.last_cohort = std::mem::take(&mut q.waiters);
+                core.has_waiters.store(false, Ordering::Relaxed);
                 (q.rotate.take(), q.stop)
             };
             core.drained.notify_all();

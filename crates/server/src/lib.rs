@@ -83,6 +83,7 @@ fn open_data_dir(shared: &Arc<Shared>) -> std::io::Result<()> {
         repair: cfg.repair,
         compact_min_size: cfg.compact_min_size,
         compact_ratio: cfg.compact_ratio,
+        activity: shared.runtime_activity.get().cloned(),
         ..magpie_persist::Options::new(&cfg.dir)
     };
     let p = magpie_persist::Persistence::open(shared.engine.clone(), opts)?;

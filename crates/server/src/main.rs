@@ -111,13 +111,22 @@ fn serve(config: ServeConfig) -> std::io::Result<()> {
         rotation: config.log_rotation,
         max_files: config.log_max_files,
     })?;
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(t) = config.threads {
-        rt.worker_threads(t.max(1));
-    }
-    let rt = rt.enable_all().build()?;
+    let workers = config
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // tells the log thread when the runtime runs out of work (see
+    // magpie_persist::RuntimeActivity)
+    let activity = magpie_persist::RuntimeActivity::new(workers.max(1));
+    let (on_park, on_unpark) = (activity.clone(), activity.clone());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .on_thread_park(move || on_park.parked())
+        .on_thread_unpark(move || on_unpark.unparked())
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let shared = Shared::new(config);
+        let _ = shared.runtime_activity.set(activity);
         magpie::start(shared.clone()).await?;
         wait_for_signal(&shared).await;
         shared.request_shutdown();

@@ -100,6 +100,9 @@ pub struct Shared {
     /// The data directory's log, once recovery is done (unset when
     /// `--ephemeral`).
     pub persist: OnceLock<Arc<Persistence>>,
+    /// The async runtime's park/unpark gauge, when the binary installed
+    /// one: the log's group commit under `always` times itself by it.
+    pub runtime_activity: OnceLock<Arc<magpie_persist::RuntimeActivity>>,
     /// Settings fixed at start.
     pub config: ServeConfig,
     /// Settings CONFIG SET may change.
@@ -164,6 +167,7 @@ impl Shared {
         Arc::new(Shared {
             engine: Arc::new(Engine::new(ec)),
             persist: OnceLock::new(),
+            runtime_activity: OnceLock::new(),
             config,
             runtime: RwLock::new(runtime),
             counters: Counters::default(),
