@@ -29,6 +29,10 @@ pub async fn run_memcache(
     mc: Arc<crate::memcache::McState>,
     listener: TcpListener,
 ) {
+    if let Ok(addr) = listener.local_addr() {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+        let _ = mc.listener.set((fd, addr, Instant::now()));
+    }
     accept_loop(
         shared,
         listener,
@@ -108,6 +112,7 @@ fn admit(shared: &Shared, stream: &TcpStream, addr: SocketAddr) -> Option<Arc<Cl
             resp: 2,
             ..ClientState::default()
         }),
+        memcache_state: Default::default(),
     });
     shared.clients.lock().insert(info.id, info.clone());
     Some(info)

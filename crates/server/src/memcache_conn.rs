@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::memcache::{command_index, execute, McCounters, McCtx, McState};
-use crate::shared::{ClientInfo, Shared};
+use crate::shared::{ClientInfo, McConnState, Shared};
 use crate::slowlog::{write_down, Observer};
 use crate::stats::Door;
 
@@ -61,6 +61,7 @@ pub async fn serve(
         mc.counters
             .bytes_read
             .fetch_add(n as u64, Ordering::Relaxed);
+        info.set_memcache_state(McConnState::ParseCmd);
         let now = magpie_engine::now_ms();
         let mut off = 0;
         let mut close = false;
@@ -124,6 +125,13 @@ pub async fn serve(
             }
         }
         rbuf.advance(off);
+        // what this connection waits for next: a data block once its
+        // command line is complete, else a line
+        let waiting = if memchr::memchr(b'\n', &rbuf).is_some() {
+            McConnState::NRead
+        } else {
+            McConnState::Read
+        };
         observer.end(&shared.command_stats);
         if commands > 0 {
             shared
@@ -132,9 +140,13 @@ pub async fn serve(
                 .fetch_add(commands, Ordering::Relaxed);
         }
         info.state.lock().last_active = Some(std::time::Instant::now());
+        if !out.is_empty() {
+            info.set_memcache_state(McConnState::MWrite);
+        }
         if write(&shared, &mc, &mut stream, &mut out).await.is_err() || close {
             break;
         }
+        info.set_memcache_state(waiting);
         if rbuf.len() > query_limit {
             tracing::warn!(
                 client = info.id,

@@ -77,6 +77,7 @@ fn failing_log_refuses_writes_and_ping_but_serves_reads_then_resumes() {
         fd: -1,
         created: Instant::now(),
         state: parking_lot::Mutex::new(ClientState::default()),
+        memcache_state: Default::default(),
     });
     let mut s = Session::new(info, false);
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use magpie_protocol::memcache::{encode, Exptime, Words, PROTOCOL_VERSION};
 
-use super::{McCounters, McCtx, DB};
-use crate::shared::{ClientInfo, Shared};
+use super::{McCounters, McCtx, McState, DB};
+use crate::shared::{ClientInfo, McConnState, Shared};
 
 /// flush_all [delay]: drops every item of database 0 now, or at the time
 /// the delay names (relative seconds or absolute Unix time, as memcached
@@ -152,7 +152,7 @@ pub fn stats(ctx: &mut McCtx<'_>, args: Words<'_>) {
         // memcached's default (its size histogram is off unless enabled);
         // magpie keeps no histogram
         Some(b"sizes") => stat(out, "sizes_status", "disabled"),
-        Some(b"conns") => stats_conns(shared, out),
+        Some(b"conns") => stats_conns(shared, ctx.mc, out),
         Some(b"reset") => {
             reset(c);
             encode::line(out, b"RESET");
@@ -199,11 +199,12 @@ fn stats_slabs(shared: &Shared, out: &mut Vec<u8>) {
     stat(out, "total_malloced", m.entries + m.tables);
 }
 
-/// `stats conns`: one group per memcached client, named by its socket
-/// descriptor as memcached names them: peer address, listening address and
-/// seconds since its last request batch. memcached's `state` line is left
-/// out (magpie does not track it), and so are the listening sockets.
-fn stats_conns(shared: &Shared, out: &mut Vec<u8>) {
+/// `stats conns`: one group per socket, named by its descriptor as memcached
+/// names them: first the listening socket (address, `conn_listening`,
+/// seconds since it opened), then each client (peer address, listening
+/// address, state as memcached names it, seconds since its last request
+/// batch). The connection asking is in `conn_parse_cmd`, as in memcached.
+fn stats_conns(shared: &Shared, mc: &McState, out: &mut Vec<u8>) {
     let port = shared.config.memcache_port;
     let mut conns: Vec<Arc<ClientInfo>> = shared
         .clients
@@ -217,16 +218,36 @@ fn stats_conns(shared: &Shared, out: &mut Vec<u8>) {
         SocketAddr::V4(_) => format!("tcp:{a}"),
         SocketAddr::V6(_) => format!("tcp6:{a}"),
     };
+    // in descriptor order, the listening socket among the clients
+    let mut listener = mc.listener.get();
+    let mut print_listener = |out: &mut Vec<u8>, before: Option<i32>| {
+        if let Some(&(fd, addr, opened)) = listener {
+            if before.is_none_or(|b| fd < b) {
+                stat(out, &format!("{fd}:addr"), tcp(&addr));
+                stat(out, &format!("{fd}:state"), "conn_listening");
+                stat(
+                    out,
+                    &format!("{fd}:secs_since_last_cmd"),
+                    opened.elapsed().as_secs(),
+                );
+                listener = None;
+            }
+        }
+    };
     for c in conns {
+        print_listener(out, Some(c.fd));
         let last = c.state.lock().last_active.unwrap_or(c.created);
+        let state = McConnState::from_u8(c.memcache_state.load(Ordering::Relaxed));
         stat(out, &format!("{}:addr", c.fd), tcp(&c.addr));
         stat(out, &format!("{}:listen_addr", c.fd), tcp(&c.laddr));
+        stat(out, &format!("{}:state", c.fd), state.name());
         stat(
             out,
             &format!("{}:secs_since_last_cmd", c.fd),
             last.elapsed().as_secs(),
         );
     }
+    print_listener(out, None);
 }
 
 fn num_cpus() -> usize {

@@ -109,6 +109,9 @@ pub struct McState {
     pub flush_gen: AtomicU64,
     marks: Mutex<HashMap<Vec<u8>, (u64, Mark)>>,
     marks_len: AtomicUsize,
+    /// The listening socket, for `stats conns`: descriptor, address and
+    /// when it was opened.
+    pub listener: std::sync::OnceLock<(i32, std::net::SocketAddr, std::time::Instant)>,
 }
 
 impl Default for McState {
@@ -126,6 +129,7 @@ impl McState {
             flush_gen: AtomicU64::new(0),
             marks: Mutex::new(HashMap::new()),
             marks_len: AtomicUsize::new(0),
+            listener: std::sync::OnceLock::new(),
         }
     }
 
