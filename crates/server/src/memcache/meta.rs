@@ -73,17 +73,17 @@ pub fn mg(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>) {
             flags: 0,
         });
     }
-    // a hit counts as a fetch unless `u` (memcached's delayed LRU bump,
-    // which `h` reports as it was before this request); a vivified item is
-    // marked once the reply is built
+    // a hit counts as a fetch and an access unless `u` (memcached's
+    // delayed LRU bump: `h` and `l` report the state from before this
+    // request); a vivified item is marked once the reply is built
     let hit = match created {
-        Some(m) => Some((m, &[][..], false)),
+        Some(m) => Some((m, &[][..], false, 0)),
         None => txn
             .fetch(k, !f.no_update)
-            .map(|(v, was)| (v.meta, v.value, was)),
+            .map(|h| (h.view.meta, h.view.value, h.fetched_before, h.idle_before)),
     };
     let out = &mut *ctx.out;
-    let Some((meta, value, fetched_before)) = hit else {
+    let Some((meta, value, fetched_before, _idle_before)) = hit else {
         drop(txn);
         if f.ttl.is_some() {
             McCounters::bump(&c.cmd_touch);
@@ -394,11 +394,12 @@ pub fn me(ctx: &mut McCtx<'_>, key: Key<'_>) {
     let k = key.bytes();
     let now = ctx.now;
     let mut txn = ctx.shared.engine.txn(DB, &[k], now);
-    let Some((v, fetched)) = txn.fetch(k, false) else {
+    let Some(found) = txn.fetch(k, false) else {
         drop(txn);
         ctx.reply("EN", false);
         return;
     };
+    let (v, fetched) = (found.view, found.fetched_before);
     let out = &mut *ctx.out;
     out.extend_from_slice(b"ME ");
     if key.is_binary() {
