@@ -6,21 +6,35 @@
 //!
 //! ```text
 //! offset  size  field
-//! 0       8     cas       (u64, little endian; unique per write)
-//! 8       4     key_len   (u32)
-//! 12      4     value_len (u32)
-//! 16      1     present   (bit set of the optional fields below, plus
-//!                           the FETCHED state bit)
-//! 17      8     expire_at (u64 ms since the Unix epoch)   if EXPIRE
-//! ..      4     flags     (u32 client flags, memcached)   if FLAGS
+//! 0       8     cas         (u64, little endian; unique per write)
+//! 8       1     key_len     (u8; 0 and unused when LONG_KEY is set)
+//! 9       3     last_access (24-bit access clock, seconds; see below)
+//! 12      4     value_len   (u32)
+//! 16      1     present     (bit set of the optional fields below, plus
+//!                             the FETCHED state bit)
+//! 17      8     expire_at   (u64 ms since the Unix epoch)   if EXPIRE
+//! ..      4     flags       (u32 client flags, memcached)   if FLAGS
+//! ..      4     key_len     (u32, keys over 255 bytes)      if LONG_KEY
 //! ..      n     key
 //! ..      m     value
 //! ```
 //!
 //! A 15-byte key with a 32-byte value and no TTL or flags takes exactly 64
-//! bytes, one allocator size class.
+//! bytes, one allocator size class. Keys up to 255 bytes (every memcached
+//! key, nearly every Redis key) keep their length in the header's one byte;
+//! a longer key pays 4 bytes for the full length. The 3 bytes that a u32
+//! key length would take hold the last access time instead, so the header
+//! is still 17 bytes.
 //!
-//! Bit 4 of `present` (FETCHED) marks a version a memcached retrieval has
+//! `last_access` is the engine's access clock (whole seconds since the Unix
+//! epoch, modulo 2^24) at the key's last read or write: the time behind
+//! memcached's meta `l` flag and Redis's `OBJECT IDLETIME`, and what LRU
+//! eviction will order keys by. Like Redis's 24-bit LRU clock it wraps
+//! every 2^24 s (about 194 days); [`idle_secs`] subtracts modulo 2^24, so
+//! an idle time is exact below that period and taken modulo it above. It
+//! is not persisted: replayed keys start at the time of the replay.
+//!
+//! Bit 2 of `present` (FETCHED) marks a version a memcached retrieval has
 //! read (memcached's `ITEM_FETCHED`, reported by the meta `h` flag). It adds
 //! no field and no byte; every write that makes a new version starts it
 //! cleared, metadata-only changes (expiry, flags) keep it, and it is not
@@ -32,13 +46,34 @@ use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::ptr::NonNull;
 
 const HEADER: usize = 17;
+const KEY_LEN_AT: usize = 8;
+const ACCESS_AT: usize = 9;
+const VALUE_LEN_AT: usize = 12;
+const PRESENT_AT: usize = 16;
+
 const HAS_EXPIRE: u8 = 1;
 const HAS_FLAGS: u8 = 2;
 /// Not an optional field: set once a memcached retrieval read this version.
 const FETCHED: u8 = 4;
+/// The key is longer than 255 bytes: its length is the last optional field.
+const LONG_KEY: u8 = 8;
+
+/// Longest key whose length fits the header's key_len byte.
+const SHORT_KEY_MAX: usize = u8::MAX as usize;
+
+/// The access clock's range: it counts seconds modulo 2^24, as Redis's
+/// `LRU_CLOCK` does with its 24-bit `lru` field.
+pub(crate) const CLOCK_MASK: u32 = (1 << 24) - 1;
 
 /// Largest key or value an entry can hold (lengths are stored as u32).
 pub const MAX_PART_LEN: usize = u32::MAX as usize;
+
+/// Seconds from access-clock reading `last` to reading `now`, modulo the
+/// clock's 2^24-second period (Redis's `estimateObjectIdleTime`, which
+/// handles the wrap the same way; Redis's is one second short after a wrap).
+pub(crate) fn idle_secs(last: u32, now: u32) -> u32 {
+    now.wrapping_sub(last) & CLOCK_MASK
+}
 
 /// Owned, compact storage for one key (see the module docs for the layout).
 pub(crate) struct Entry {
@@ -62,13 +97,14 @@ pub struct Meta {
 }
 
 impl Entry {
-    /// Allocates an entry whose value is the concatenation of `parts`.
+    /// Allocates an entry whose value is the concatenation of `parts`, last
+    /// accessed at access-clock reading `clock`.
     ///
     /// Panics if the key or the total value length exceeds [`MAX_PART_LEN`];
     /// callers enforce much smaller configured limits first.
-    pub(crate) fn build(key: &[u8], parts: &[&[u8]], meta: Meta) -> Entry {
+    pub(crate) fn build(key: &[u8], parts: &[&[u8]], meta: Meta, clock: u32) -> Entry {
         let value_len: usize = parts.iter().map(|p| p.len()).sum();
-        Self::build_with(key, value_len, meta, |dst| {
+        Self::build_with(key, value_len, meta, clock, |dst| {
             let mut at = 0;
             for p in parts {
                 dst[at..at + p.len()].copy_from_slice(p);
@@ -83,6 +119,7 @@ impl Entry {
         key: &[u8],
         value_len: usize,
         meta: Meta,
+        clock: u32,
         fill: impl FnOnce(&mut [u8]),
     ) -> Entry {
         assert!(key.len() <= MAX_PART_LEN && value_len <= MAX_PART_LEN);
@@ -96,6 +133,11 @@ impl Entry {
             present |= HAS_FLAGS;
             opt += 4;
         }
+        let long_key = key.len() > SHORT_KEY_MAX;
+        if long_key {
+            present |= LONG_KEY;
+            opt += 4;
+        }
         let size = HEADER + opt + key.len() + value_len;
         let layout = Layout::from_size_align(size, 1).expect("entry layout");
         // SAFETY: size >= HEADER > 0.
@@ -107,9 +149,10 @@ impl Entry {
         // below before any read.
         let buf = unsafe { std::slice::from_raw_parts_mut(raw, size) };
         buf[0..8].copy_from_slice(&meta.cas.to_le_bytes());
-        buf[8..12].copy_from_slice(&(key.len() as u32).to_le_bytes());
-        buf[12..16].copy_from_slice(&(value_len as u32).to_le_bytes());
-        buf[16] = present;
+        buf[KEY_LEN_AT] = if long_key { 0 } else { key.len() as u8 };
+        buf[ACCESS_AT..ACCESS_AT + 3].copy_from_slice(&(clock & CLOCK_MASK).to_le_bytes()[..3]);
+        buf[VALUE_LEN_AT..VALUE_LEN_AT + 4].copy_from_slice(&(value_len as u32).to_le_bytes());
+        buf[PRESENT_AT] = present;
         let mut at = HEADER;
         if let Some(t) = meta.expire_at {
             buf[at..at + 8].copy_from_slice(&t.to_le_bytes());
@@ -117,6 +160,10 @@ impl Entry {
         }
         if meta.flags != 0 {
             buf[at..at + 4].copy_from_slice(&meta.flags.to_le_bytes());
+            at += 4;
+        }
+        if long_key {
+            buf[at..at + 4].copy_from_slice(&(key.len() as u32).to_le_bytes());
             at += 4;
         }
         buf[at..at + key.len()].copy_from_slice(key);
@@ -133,20 +180,33 @@ impl Entry {
     }
 
     fn present(&self) -> u8 {
-        self.header()[16]
+        self.header()[PRESENT_AT]
+    }
+
+    /// Bytes of the optional fields in use, between the header and the key.
+    fn opt_len(&self) -> usize {
+        let p = self.present();
+        (if p & HAS_EXPIRE != 0 { 8 } else { 0 })
+            + (if p & HAS_FLAGS != 0 { 4 } else { 0 })
+            + (if p & LONG_KEY != 0 { 4 } else { 0 })
     }
 
     fn key_len(&self) -> usize {
-        u32::from_le_bytes(self.header()[8..12].try_into().unwrap()) as usize
+        if self.present() & LONG_KEY == 0 {
+            return self.header()[KEY_LEN_AT] as usize;
+        }
+        // the long length is the last optional field, just before the key
+        let at = HEADER + self.opt_len() - 4;
+        // SAFETY: a LONG_KEY entry holds the 4 bytes at `at` (written by
+        // build_with); read them without forming a slice of the whole entry,
+        // whose size depends on this very length.
+        let bytes = unsafe { *(self.ptr.as_ptr().add(at) as *const [u8; 4]) };
+        u32::from_le_bytes(bytes) as usize
     }
 
     fn value_len(&self) -> usize {
-        u32::from_le_bytes(self.header()[12..16].try_into().unwrap()) as usize
-    }
-
-    fn opt_len(&self) -> usize {
-        let p = self.present();
-        (if p & HAS_EXPIRE != 0 { 8 } else { 0 }) + (if p & HAS_FLAGS != 0 { 4 } else { 0 })
+        let h = self.header();
+        u32::from_le_bytes(h[VALUE_LEN_AT..VALUE_LEN_AT + 4].try_into().unwrap()) as usize
     }
 
     /// True once [`Entry::mark_fetched`] was called on this version.
@@ -156,9 +216,31 @@ impl Entry {
 
     /// Records that a retrieval read this version (see the module docs).
     pub(crate) fn mark_fetched(&mut self) {
-        // SAFETY: byte 16 is part of the header every entry starts with, and
-        // `&mut self` gives exclusive access to the allocation.
-        unsafe { *self.ptr.as_ptr().add(16) |= FETCHED }
+        // SAFETY: byte PRESENT_AT is part of the header every entry starts
+        // with, and `&mut self` gives exclusive access to the allocation.
+        unsafe { *self.ptr.as_ptr().add(PRESENT_AT) |= FETCHED }
+    }
+
+    /// The access-clock reading (24 bits) of the last read or write.
+    pub(crate) fn last_access(&self) -> u32 {
+        let h = self.header();
+        u32::from_le_bytes([h[ACCESS_AT], h[ACCESS_AT + 1], h[ACCESS_AT + 2], 0])
+    }
+
+    /// Records an access at access-clock reading `clock`. The bytes are only
+    /// written when the second changed, so repeated reads of a hot key
+    /// within one second leave its cache line clean.
+    pub(crate) fn touch(&mut self, clock: u32) {
+        let clock = clock & CLOCK_MASK;
+        if self.last_access() != clock {
+            let b = clock.to_le_bytes();
+            // SAFETY: bytes ACCESS_AT..ACCESS_AT+3 are part of the header,
+            // and `&mut self` gives exclusive access to the allocation.
+            unsafe {
+                let p = self.ptr.as_ptr().add(ACCESS_AT);
+                std::ptr::copy_nonoverlapping(b.as_ptr(), p, 3);
+            }
+        }
     }
 
     /// Total bytes of the allocation (what the entry costs beyond its table slot).
@@ -236,6 +318,7 @@ impl std::fmt::Debug for Entry {
             .field("key", &String::from_utf8_lossy(self.key()))
             .field("value_len", &self.value_len())
             .field("meta", &self.meta())
+            .field("last_access", &self.last_access())
             .finish()
     }
 }
@@ -244,21 +327,63 @@ impl std::fmt::Debug for Entry {
 mod tests {
     use super::*;
 
+    const CLOCK: u32 = 1_234_567;
+
     #[test]
     fn round_trips_every_optional_field_combination() {
-        for expire_at in [None, Some(1_700_000_000_123)] {
-            for flags in [0, 1, u32::MAX] {
-                let meta = Meta {
-                    cas: 42,
-                    expire_at,
-                    flags,
-                };
-                let e = Entry::build(b"key:0000000001", &[b"hello ", b"world"], meta);
-                assert_eq!(e.key(), b"key:0000000001");
-                assert_eq!(e.value(), b"hello world");
-                assert_eq!(e.meta(), meta);
+        for key_len in [0, 14, 255, 256, 300, 70_000] {
+            let key: Vec<u8> = (0..key_len).map(|i| (i % 251) as u8).collect();
+            for expire_at in [None, Some(1_700_000_000_123)] {
+                for flags in [0, 1, u32::MAX] {
+                    let meta = Meta {
+                        cas: 42,
+                        expire_at,
+                        flags,
+                    };
+                    let e = Entry::build(&key, &[b"hello ", b"world"], meta, CLOCK);
+                    assert_eq!(e.key(), &key[..], "key of {key_len} bytes");
+                    assert_eq!(e.value(), b"hello world");
+                    assert_eq!(e.meta(), meta);
+                    assert_eq!(e.last_access(), CLOCK);
+                    let opt = 8 * expire_at.is_some() as usize
+                        + 4 * (flags != 0) as usize
+                        + 4 * (key_len > 255) as usize;
+                    assert_eq!(e.alloc_size(), HEADER + opt + key_len + 11);
+                }
             }
         }
+    }
+
+    #[test]
+    fn a_255_byte_key_fits_the_header_byte_and_256_takes_the_long_field() {
+        let short = Entry::build(&[b'a'; 255], &[b"v"], Meta::default(), CLOCK);
+        assert_eq!(short.alloc_size(), HEADER + 255 + 1);
+        assert_eq!(short.present() & LONG_KEY, 0);
+        assert_eq!(short.key(), &[b'a'; 255][..]);
+        let long = Entry::build(&[b'b'; 256], &[b"v"], Meta::default(), CLOCK);
+        assert_eq!(long.alloc_size(), HEADER + 4 + 256 + 1);
+        assert_ne!(long.present() & LONG_KEY, 0);
+        assert_eq!(long.key(), &[b'b'; 256][..]);
+        assert_eq!(long.value(), b"v");
+    }
+
+    #[test]
+    fn a_300_byte_key_with_expiry_and_flags_round_trips() {
+        let key: Vec<u8> = (0..300u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let meta = Meta {
+            cas: u64::MAX,
+            expire_at: Some(u64::MAX - 1),
+            flags: 0xdead_beef,
+        };
+        let mut e = Entry::build(&key, &[b"value"], meta, CLOCK);
+        e.mark_fetched();
+        e.touch(CLOCK + 9);
+        assert_eq!(e.key(), &key[..]);
+        assert_eq!(e.value(), b"value");
+        assert_eq!(e.meta(), meta);
+        assert!(e.fetched());
+        assert_eq!(e.last_access(), CLOCK + 9);
+        assert_eq!(e.alloc_size(), HEADER + 8 + 4 + 4 + 300 + 5);
     }
 
     #[test]
@@ -268,21 +393,62 @@ mod tests {
             expire_at: Some(1_700_000_000_123),
             flags: 5,
         };
-        let mut e = Entry::build(b"key", &[b"value"], meta);
+        let mut e = Entry::build(b"key", &[b"value"], meta, CLOCK);
         let size = e.alloc_size();
         assert!(!e.fetched());
         e.mark_fetched();
         assert!(e.fetched());
         assert_eq!(
-            (e.key(), e.value(), e.meta(), e.alloc_size()),
-            (&b"key"[..], &b"value"[..], meta, size)
+            (
+                e.key(),
+                e.value(),
+                e.meta(),
+                e.alloc_size(),
+                e.last_access()
+            ),
+            (&b"key"[..], &b"value"[..], meta, size, CLOCK)
         );
     }
 
     #[test]
+    fn touching_changes_only_the_access_time() {
+        let meta = Meta {
+            cas: 3,
+            expire_at: Some(77),
+            flags: 1,
+        };
+        let mut e = Entry::build(b"k", &[b"v"], meta, 5);
+        for clock in [6, CLOCK_MASK, 0, 1 << 23] {
+            e.touch(clock);
+            assert_eq!(e.last_access(), clock);
+            assert_eq!((e.key(), e.value(), e.meta()), (&b"k"[..], &b"v"[..], meta));
+            assert!(!e.fetched());
+        }
+        // only the low 24 bits are kept
+        e.touch(CLOCK_MASK + 1 + 42);
+        assert_eq!(e.last_access(), 42);
+        assert_eq!(e.meta(), meta);
+    }
+
+    #[test]
+    fn idle_time_is_taken_modulo_the_24_bit_clock() {
+        assert_eq!(idle_secs(100, 100), 0);
+        assert_eq!(idle_secs(100, 160), 60);
+        // accessed 5 s before the clock wrapped, read 10 s after it
+        assert_eq!(idle_secs(CLOCK_MASK - 4, 10), 15);
+        assert_eq!(idle_secs(CLOCK_MASK, 0), 1);
+        // readings are masked first, so a full u32 clock works too
+        let now = 1_700_000_000u32;
+        let e = Entry::build(b"k", &[], Meta::default(), now - 30);
+        assert_eq!(idle_secs(e.last_access(), now), 30);
+        assert_eq!(idle_secs(e.last_access(), now + (1 << 24)), 30);
+    }
+
+    #[test]
     fn benchmark_shape_fits_one_64_byte_class() {
-        let e = Entry::build(&[b'k'; 15], &[&[b'v'; 32]], Meta::default());
+        let e = Entry::build(&[b'k'; 15], &[&[b'v'; 32]], Meta::default(), CLOCK);
         assert_eq!(e.alloc_size(), 64);
+        assert_eq!(HEADER, 17, "the header must not grow");
     }
 
     #[test]
@@ -294,6 +460,7 @@ mod tests {
                 cas: 7,
                 ..Meta::default()
             },
+            CLOCK,
         );
         assert_eq!(e.key(), b"");
         assert_eq!(e.value(), b"");

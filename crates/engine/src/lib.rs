@@ -25,14 +25,14 @@ pub mod glob;
 mod shard;
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use foldhash::fast::RandomState;
 use parking_lot::{Mutex, MutexGuard};
 
-use entry::Entry;
+use entry::{idle_secs, Entry};
 pub use entry::{Meta, MAX_PART_LEN};
 use shard::Shard;
 
@@ -64,6 +64,12 @@ impl Default for EngineConfig {
     }
 }
 
+/// Period of the access clock behind [`Txn::idle_time`] and
+/// [`Fetched::idle_before`], in seconds: 2^24 (about 194 days), the range of
+/// Redis's 24-bit LRU clock. Idle times are exact below it and taken modulo
+/// it above, as in Redis.
+pub const ACCESS_CLOCK_PERIOD_SECS: u64 = 1 << 24;
+
 /// A read-only view of a stored value and its metadata.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct View<'a> {
@@ -71,6 +77,19 @@ pub struct View<'a> {
     pub value: &'a [u8],
     /// CAS, expiry and flags.
     pub meta: Meta,
+}
+
+/// What [`Txn::fetch`] reads: the value, and the access state it had
+/// before this read (memcached's meta `h` and `l` flags report those).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fetched<'a> {
+    /// The stored value and its metadata.
+    pub view: View<'a>,
+    /// Whether a retrieval had already fetched this version.
+    pub fetched_before: bool,
+    /// Whole seconds since the key's previous access (modulo
+    /// [`ACCESS_CLOCK_PERIOD_SECS`]).
+    pub idle_before: u32,
 }
 
 /// Largest CAS a caller may choose for a write ([`Txn::use_cas`]):
@@ -179,6 +198,34 @@ struct Db {
     shards: Box<[Mutex<Shard>]>,
 }
 
+/// `now` (ms) in whole seconds, saturating (u32 seconds last until 2106).
+fn whole_secs(now: u64) -> u32 {
+    u32::try_from(now / 1000).unwrap_or(u32::MAX)
+}
+
+/// The engine's access clock: the latest whole second (since the Unix
+/// epoch) any transaction has started at. Read once per transaction and
+/// written at most once a second, so it sits on a cache line of its own,
+/// away from the CAS counter every write bumps.
+#[repr(align(64))]
+struct AccessClock(AtomicU32);
+
+impl AccessClock {
+    /// The clock reading for a transaction evaluated at `now` ms: its own
+    /// second, or a later one another transaction already recorded. Never
+    /// goes back, so a transaction that took its `now` early (a long
+    /// pipelined batch) cannot see an entry as accessed in its future, and
+    /// a wall clock stepped back only holds the clock until it catches up.
+    fn reading(&self, now: u64) -> u32 {
+        let secs = whole_secs(now);
+        let seen = self.0.load(Ordering::Relaxed);
+        if secs <= seen {
+            return seen;
+        }
+        self.0.fetch_max(secs, Ordering::Relaxed).max(secs)
+    }
+}
+
 /// The keyspace: `databases` x `shards` hash tables plus the CAS counter.
 pub struct Engine {
     dbs: Box<[Db]>,
@@ -187,6 +234,7 @@ pub struct Engine {
     next_cas: AtomicU64,
     stats: EngineStats,
     sink: OnceLock<Arc<dyn MutationSink>>,
+    clock: AccessClock,
 }
 
 impl Engine {
@@ -205,6 +253,9 @@ impl Engine {
             next_cas: AtomicU64::new(1),
             stats: EngineStats::default(),
             sink: OnceLock::new(),
+            // replayed entries take this reading: their access times are
+            // not persisted, so a restart counts as their last access
+            clock: AccessClock(AtomicU32::new(whole_secs(now_ms()))),
         }
     }
 
@@ -219,7 +270,9 @@ impl Engine {
         self.sink.get().map(|s| &**s)
     }
 
-    /// Applies a logged mutation without emitting a record (recovery). Expiry
+    /// Applies a logged mutation without emitting a record (recovery). A
+    /// replayed key's last access is the engine's clock (access times are not
+    /// logged; Redis too starts them afresh when it loads an AOF). Expiry
     /// is not evaluated: an entry keeps its expiry, even a past one, so later
     /// records (a PERSIST) act on it exactly as they did live; call
     /// [`Engine::expire_cycle`] with `usize::MAX` once replay is over.
@@ -243,7 +296,8 @@ impl Engine {
                 };
                 self.next_cas
                     .fetch_max(cas.saturating_add(1), Ordering::Relaxed);
-                let entry = Entry::build(key, &[value], meta);
+                let clock = self.clock.0.load(Ordering::Relaxed);
+                let entry = Entry::build(key, &[value], meta, clock);
                 self.dbs[db].shards[self.shard_of(hash)]
                     .lock()
                     .insert(&self.hasher, hash, entry);
@@ -333,7 +387,9 @@ impl Engine {
 
     /// Locks the shards holding `keys` in database `db` (in ascending shard
     /// order) and returns a transaction over exactly those keys, evaluated at
-    /// time `now` (ms). Panics if `db` is out of range.
+    /// time `now` (ms). Every key it reads or writes counts as accessed at
+    /// `now`'s second (or the engine's latest, if later; see
+    /// [`Txn::idle_time`]). Panics if `db` is out of range.
     pub fn txn<K: AsRef<[u8]>>(&self, db: usize, keys: &[K], now: u64) -> Txn<'_> {
         let shards = &self.dbs[db].shards;
         let mut remembered = None;
@@ -352,10 +408,14 @@ impl Engine {
             idx.dedup();
             Guards::Many(idx.into_iter().map(|i| (i, shards[i].lock())).collect())
         };
+        // read under the locks: a write this transaction waited for has
+        // already moved the clock to its own reading or later
+        let clock = self.clock.reading(now);
         Txn {
             engine: self,
             db,
             now,
+            clock,
             guards,
             remembered,
             chosen_cas: None,
@@ -562,6 +622,13 @@ impl Engine {
     }
 }
 
+fn view_of(e: &Entry) -> View<'_> {
+    View {
+        value: e.value(),
+        meta: e.meta(),
+    }
+}
+
 enum Guards<'a> {
     One(usize, MutexGuard<'a, Shard>),
     Many(Vec<(usize, MutexGuard<'a, Shard>)>),
@@ -577,6 +644,8 @@ pub struct Txn<'a> {
     engine: &'a Engine,
     db: usize,
     now: u64,
+    /// Access-clock reading (whole seconds) every access here records.
+    clock: u32,
     guards: Guards<'a>,
     /// (address, length, hash) of a single key named at the start, so the
     /// usual one-key command hashes its key once, not twice.
@@ -634,46 +703,79 @@ impl<'a> Txn<'a> {
     }
 
     /// The live value of `key`, if any (an expired key is removed here).
+    /// This is an access: the key's last access time becomes this
+    /// transaction's (Redis's `lookupKey`; see [`Txn::peek`] for the reads
+    /// that must not count).
     pub fn get(&mut self, key: &[u8]) -> Option<View<'_>> {
+        let clock = self.clock;
+        self.lookup(key).map(|e| {
+            e.touch(clock);
+            view_of(e)
+        })
+    }
+
+    /// Like [`Txn::get`], without counting as an access: for commands that
+    /// inspect a key rather than use it (Redis's `LOOKUP_NOTOUCH`: EXISTS,
+    /// TYPE, TTL, OBJECT). An expired key is still removed here.
+    pub fn peek(&mut self, key: &[u8]) -> Option<View<'_>> {
+        self.lookup(key).map(|e| view_of(e))
+    }
+
+    /// Whole seconds since `key` was last read or written, without counting
+    /// as an access (Redis's `OBJECT IDLETIME`); None when it is absent.
+    ///
+    /// The access clock has one-second steps and a period of
+    /// [`ACCESS_CLOCK_PERIOD_SECS`]: a key idle for longer reads as idle for
+    /// that time modulo the period, as in Redis. Keys replayed at start
+    /// count as accessed then.
+    pub fn idle_time(&mut self, key: &[u8]) -> Option<u32> {
+        let clock = self.clock;
+        self.lookup(key).map(|e| idle_secs(e.last_access(), clock))
+    }
+
+    /// The live entry for `key` (lazy expiry, counted in the stats).
+    fn lookup(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let now = self.now;
         let (hash, shard, engine) = self.shard(key);
         let (found, expired) = shard.get(hash, key, now);
         if expired {
             engine.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
         }
-        found.map(|e| View {
-            value: e.value(),
-            meta: e.meta(),
-        })
+        found
     }
 
     /// Like [`Txn::get`], for memcached retrievals: also says whether a
     /// retrieval already fetched this version of the value (memcached's
-    /// "hit before", the meta `h` flag), and with `mark` records this read
-    /// as one. A write that makes a new version (set, append, incr...)
-    /// clears the mark; expiry and flag changes keep it. The mark is a bit
-    /// of the entry's header (no extra memory) and is not persisted.
-    pub fn fetch(&mut self, key: &[u8], mark: bool) -> Option<(View<'_>, bool)> {
-        let now = self.now;
-        let (hash, shard, engine) = self.shard(key);
-        let (found, expired) = shard.fetch(hash, key, now, mark);
-        if expired {
-            engine.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
+    /// "hit before", the meta `h` flag) and how long the key had been idle
+    /// (the meta `l` flag), both as they were before this call. With
+    /// `access` the read counts: it marks the version fetched and sets the
+    /// key's last access time; without it (the meta `u` flag, `me`) nothing
+    /// changes. A write that makes a new version (set, append, incr...)
+    /// clears the fetched mark; expiry and flag changes keep it. The mark is
+    /// a bit of the entry's header (no extra memory); neither it nor the
+    /// access time is persisted.
+    pub fn fetch(&mut self, key: &[u8], access: bool) -> Option<Fetched<'_>> {
+        let clock = self.clock;
+        let e = self.lookup(key)?;
+        let fetched_before = e.fetched();
+        let idle_before = idle_secs(e.last_access(), clock);
+        if access {
+            if !fetched_before {
+                e.mark_fetched();
+            }
+            e.touch(clock);
         }
-        found.map(|(e, was)| {
-            (
-                View {
-                    value: e.value(),
-                    meta: e.meta(),
-                },
-                was,
-            )
+        Some(Fetched {
+            view: view_of(e),
+            fetched_before,
+            idle_before,
         })
     }
 
-    /// True when `key` holds a live value.
+    /// True when `key` holds a live value. Not an access (Redis's EXISTS
+    /// and TYPE do not touch the key).
     pub fn exists(&mut self, key: &[u8]) -> bool {
-        self.get(key).is_some()
+        self.peek(key).is_some()
     }
 
     /// Stores the concatenation of `parts` under `key` with the given client
@@ -706,7 +808,7 @@ impl<'a> Txn<'a> {
             self.remove(key);
             return 0;
         }
-        let db = self.db;
+        let (db, clock) = (self.db, self.clock);
         let (hash, shard, engine) = self.shard(key);
         let cas = engine.cas_for(chosen);
         let meta = Meta {
@@ -714,7 +816,7 @@ impl<'a> Txn<'a> {
             expire_at,
             flags,
         };
-        let entry = Entry::build_with(key, len, meta, fill);
+        let entry = Entry::build_with(key, len, meta, clock, fill);
         if let Some(sink) = engine.sink() {
             sink.record(Mutation::Set {
                 db,
@@ -738,14 +840,14 @@ impl<'a> Txn<'a> {
         len: usize,
         fill: impl FnOnce(&[u8], &mut [u8]),
     ) -> Option<u64> {
-        let (now, db) = (self.now, self.db);
+        let (now, db, clock) = (self.now, self.db, self.clock);
         let chosen = self.chosen_cas.take();
         let (hash, shard, engine) = self.shard(key);
         let (old, _) = shard.get(hash, key, now);
         let old = old?;
         let cas = engine.cas_for(chosen);
         let meta = Meta { cas, ..old.meta() };
-        let entry = Entry::build_with(key, len, meta, |dst| fill(old.value(), dst));
+        let entry = Entry::build_with(key, len, meta, clock, |dst| fill(old.value(), dst));
         if let Some(sink) = engine.sink() {
             sink.record(Mutation::Set {
                 db,
@@ -767,7 +869,7 @@ impl<'a> Txn<'a> {
     /// (one copy, no intermediate buffer). Returns the new CAS, or None when
     /// `src` is absent (then `dst` is untouched).
     pub fn copy(&mut self, src: &[u8], dst: &[u8]) -> Option<u64> {
-        let now = self.now;
+        let (now, clock) = (self.now, self.clock);
         let chosen = self.chosen_cas.take();
         let (hash, shard, engine) = self.shard(src);
         let (found, expired) = shard.get(hash, src, now);
@@ -775,10 +877,12 @@ impl<'a> Txn<'a> {
             engine.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
         }
         let old = found?;
+        // reading the source is an access of it, as in Redis
+        old.touch(clock);
         let cas = engine.cas_for(chosen);
         let meta = Meta { cas, ..old.meta() };
         let value = old.value();
-        let entry = Entry::build_with(dst, value.len(), meta, |d| d.copy_from_slice(value));
+        let entry = Entry::build_with(dst, value.len(), meta, clock, |d| d.copy_from_slice(value));
         let db = self.db;
         let (hash, shard, engine) = self.shard(dst);
         if let Some(sink) = engine.sink() {
@@ -812,7 +916,9 @@ impl<'a> Txn<'a> {
 
     /// Sets (Some) or clears (None) the expiry of a live `key` without
     /// touching its value or CAS. An expiry at or before now deletes the key.
-    /// Returns false when the key is absent.
+    /// Returns false when the key is absent. Not an access by itself: the
+    /// commands that change a TTL read the key first ([`Txn::get`] or
+    /// [`Txn::fetch`]) when their protocol counts that as one.
     pub fn set_expiry(&mut self, key: &[u8], expire_at: Option<u64>) -> bool {
         if !self.exists(key) {
             return false;
@@ -833,7 +939,8 @@ impl<'a> Txn<'a> {
         shard.update_meta(&engine.hasher, hash, key, |m| Meta { expire_at, ..m })
     }
 
-    /// Replaces the client flags of a live `key`, giving it a new CAS.
+    /// Replaces the client flags of a live `key`, giving it a new CAS. Like
+    /// [`Txn::set_expiry`], keeps the key's last access time.
     pub fn set_flags(&mut self, key: &[u8], flags: u32) -> bool {
         let chosen = self.chosen_cas.take();
         if !self.exists(key) {

@@ -29,6 +29,14 @@ fn hash_of(state: &RandomState, key: &[u8]) -> u64 {
     state.hash_one(key)
 }
 
+/// [`Shard::forget`] on the two fields it changes.
+fn forget_in(bytes: &mut usize, expires: &mut BTreeSet<(u64, u64, u64)>, hash: u64, old: &Entry) {
+    *bytes -= old.alloc_size();
+    if let Some(t) = old.expire_at() {
+        expires.remove(&(t, old.cas(), hash));
+    }
+}
+
 impl Shard {
     pub(crate) fn len(&self) -> usize {
         self.table.len()
@@ -70,47 +78,19 @@ impl Shard {
 
     /// Looks `key` up; an entry that has expired by `now` is removed and
     /// reported as missing (lazy expiry). Returns whether one was expired.
-    pub(crate) fn get(&mut self, hash: u64, key: &[u8], now: u64) -> (Option<&Entry>, bool) {
-        if let Some(expired) = self.absent_or_expired(hash, key, now) {
-            return (None, expired);
-        }
-        (self.table.find(hash, |e| e.key() == key), false)
-    }
-
-    /// Lazy expiry for [`Shard::get`] and [`Shard::fetch`]: `None` when
-    /// `key` is present and live; otherwise `Some(expired)`, having removed
-    /// an entry that expired by `now`.
-    fn absent_or_expired(&mut self, hash: u64, key: &[u8], now: u64) -> Option<bool> {
-        let Some(e) = self.table.find(hash, |e| e.key() == key) else {
-            return Some(false);
-        };
-        if !e.is_expired(now) {
-            return None;
-        }
-        self.remove(hash, key);
-        Some(true)
-    }
-
-    /// Like [`Shard::get`], also returning whether the entry had been
-    /// fetched before this call; `mark` records this call as a fetch.
-    pub(crate) fn fetch(
-        &mut self,
-        hash: u64,
-        key: &[u8],
-        now: u64,
-        mark: bool,
-    ) -> (Option<(&Entry, bool)>, bool) {
-        if let Some(expired) = self.absent_or_expired(hash, key, now) {
-            return (None, expired);
-        }
-        let Some(e) = self.table.find_mut(hash, |e| e.key() == key) else {
+    /// The entry is lent mutably so the caller can record the access.
+    pub(crate) fn get(&mut self, hash: u64, key: &[u8], now: u64) -> (Option<&mut Entry>, bool) {
+        // one probe: the slot either lends the entry or removes it
+        let Ok(slot) = self.table.find_entry(hash, |e| e.key() == key) else {
             return (None, false);
         };
-        let was = e.fetched();
-        if mark && !was {
-            e.mark_fetched();
+        if !slot.get().is_expired(now) {
+            return (Some(slot.into_mut()), false);
         }
-        (Some((&*e, was)), false)
+        let (old, _) = slot.remove();
+        // the fields apart from the table, which the early return keeps lent
+        forget_in(&mut self.bytes, &mut self.expires, hash, &old);
+        (None, true)
     }
 
     /// Inserts or replaces the entry for its key; returns the replaced entry.
@@ -150,10 +130,7 @@ impl Shard {
 
     /// Removes the bookkeeping of an entry that left the table.
     fn forget(&mut self, hash: u64, old: &Entry) {
-        self.bytes -= old.alloc_size();
-        if let Some(t) = old.expire_at() {
-            self.expires.remove(&(t, old.cas(), hash));
-        }
+        forget_in(&mut self.bytes, &mut self.expires, hash, old);
     }
 
     /// Removes up to `budget` entries whose expiry is at or before `now`.
@@ -197,8 +174,8 @@ impl Shard {
         }
     }
 
-    /// Rebuilds the entry for `key` with new metadata, keeping key and value.
-    /// Returns false when the key is absent.
+    /// Rebuilds the entry for `key` with new metadata, keeping key, value,
+    /// last access time and fetched state. Returns false when the key is absent.
     pub(crate) fn update_meta(
         &mut self,
         state: &RandomState,
@@ -210,7 +187,8 @@ impl Shard {
             return false;
         };
         let new_meta = meta(old.meta());
-        let mut rebuilt = Entry::build(key, &[old.value()], new_meta);
+        // the same value with new metadata: not an access of its own
+        let mut rebuilt = Entry::build(key, &[old.value()], new_meta, old.last_access());
         if old.fetched() {
             // the same version with new metadata: still fetched
             rebuilt.mark_fetched();
@@ -238,10 +216,10 @@ mod tests {
         let mut s = Shard::default();
         let h = hash_of(&st, b"a");
         assert!(s
-            .insert(&st, h, Entry::build(b"a", &[b"1"], meta(1, Some(10))))
+            .insert(&st, h, Entry::build(b"a", &[b"1"], meta(1, Some(10)), 0))
             .is_none());
         assert_eq!(s.expires_len(), 1);
-        let old = s.insert(&st, h, Entry::build(b"a", &[b"22"], meta(2, None)));
+        let old = s.insert(&st, h, Entry::build(b"a", &[b"22"], meta(2, None), 0));
         assert_eq!(old.unwrap().value(), b"1");
         assert_eq!(s.expires_len(), 0);
         assert_eq!(s.bytes(), 17 + 1 + 2);
@@ -258,7 +236,7 @@ mod tests {
             s.insert(
                 &st,
                 hash_of(&st, &k),
-                Entry::build(&k, &[b"v"], meta(i as u64 + 1, Some(*t))),
+                Entry::build(&k, &[b"v"], meta(i as u64 + 1, Some(*t)), 0),
             );
         }
         let h0 = hash_of(&st, &[b'k', 0]);
@@ -289,7 +267,7 @@ mod tests {
             s.insert(
                 &st,
                 hash_of(&st, &k),
-                Entry::build(&k, &[b"v"], meta(7, Some(t))),
+                Entry::build(&k, &[b"v"], meta(7, Some(t)), 0),
             );
         }
         assert_eq!(s.expire_due(&st, 10, usize::MAX), 2000);

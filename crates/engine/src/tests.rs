@@ -52,25 +52,31 @@ fn fetched_mark_lives_as_long_as_the_version() {
     assert!(t.fetch(b"k", true).is_none());
     t.set(b"k", &[b"12"], 3, None);
     // a read without mark reports and leaves the state
-    assert!(!t.fetch(b"k", false).unwrap().1);
-    assert!(!t.fetch(b"k", false).unwrap().1);
-    let (v, was) = t.fetch(b"k", true).unwrap();
-    assert_eq!((v.value, v.meta.flags, was), (&b"12"[..], 3, false));
-    assert!(t.fetch(b"k", true).unwrap().1);
+    assert!(!t.fetch(b"k", false).unwrap().fetched_before);
+    assert!(!t.fetch(b"k", false).unwrap().fetched_before);
+    let f = t.fetch(b"k", true).unwrap();
+    assert_eq!(
+        (f.view.value, f.view.meta.flags, f.fetched_before),
+        (&b"12"[..], 3, false)
+    );
+    assert!(t.fetch(b"k", true).unwrap().fetched_before);
     assert_eq!(t.get(b"k").unwrap().value, b"12");
     // metadata changes keep it
     assert!(t.set_expiry(b"k", Some(1000)));
     assert!(t.set_flags(b"k", 4));
-    let (v, was) = t.fetch(b"k", false).unwrap();
-    assert_eq!((v.meta.expire_at, v.meta.flags, was), (Some(1000), 4, true));
+    let f = t.fetch(b"k", false).unwrap();
+    assert_eq!(
+        (f.view.meta.expire_at, f.view.meta.flags, f.fetched_before),
+        (Some(1000), 4, true)
+    );
     // a new version starts unfetched
     t.rewrite(b"k", 3, |old, new| {
         new[..2].copy_from_slice(old);
     });
-    assert!(!t.fetch(b"k", true).unwrap().1);
-    assert!(t.fetch(b"k", false).unwrap().1);
+    assert!(!t.fetch(b"k", true).unwrap().fetched_before);
+    assert!(t.fetch(b"k", false).unwrap().fetched_before);
     t.set(b"k", &[b"x"], 0, None);
-    assert!(!t.fetch(b"k", false).unwrap().1);
+    assert!(!t.fetch(b"k", false).unwrap().fetched_before);
     // an expired key is a miss, and is collected
     t.set(b"k", &[b"x"], 0, Some(5));
     drop(t);
@@ -79,6 +85,112 @@ fn fetched_mark_lives_as_long_as_the_version() {
     drop(t);
     assert_eq!(e.dbsize(0), 0);
     assert_eq!(e.stats().expired_keys.load(Ordering::Relaxed), 1);
+}
+
+/// A time (ms) on a whole second, ahead of the engine's clock (which starts
+/// at the real time), so tests can move the clock by choosing `now`.
+fn future_second(after_secs: u64) -> u64 {
+    (now_ms() / 1000 + after_secs) * 1000
+}
+
+#[test]
+fn reads_and_writes_are_accesses_and_inspection_is_not() {
+    let e = engine();
+    let t0 = future_second(10);
+    let at = |s: u64| t0 + s * 1000;
+    e.txn(0, &[b"k"], at(0)).set(b"k", &[b"12"], 0, None);
+    assert_eq!(e.txn(0, &[b"k"], at(0)).idle_time(b"k"), Some(0));
+    // idle_time, peek, exists and a fetch without access change nothing
+    let mut t = e.txn(0, &[b"k"], at(5));
+    assert_eq!(t.idle_time(b"k"), Some(5));
+    assert!(t.peek(b"k").is_some() && t.exists(b"k"));
+    assert_eq!(t.fetch(b"k", false).unwrap().idle_before, 5);
+    drop(t);
+    assert_eq!(e.txn(0, &[b"k"], at(7)).idle_time(b"k"), Some(7));
+    // get is an access
+    assert_eq!(e.txn(0, &[b"k"], at(7)).get(b"k").unwrap().value, b"12");
+    assert_eq!(e.txn(0, &[b"k"], at(9)).idle_time(b"k"), Some(2));
+    // fetch with access reports the idle time from before it, then resets it
+    let mut t = e.txn(0, &[b"k"], at(12));
+    assert_eq!(t.fetch(b"k", true).unwrap().idle_before, 5);
+    assert_eq!(t.idle_time(b"k"), Some(0));
+    drop(t);
+    // metadata changes keep the access time; new versions take a fresh one
+    let mut t = e.txn(0, &[b"k"], at(20));
+    assert!(t.set_expiry(b"k", Some(at(1000))));
+    assert!(t.set_flags(b"k", 9));
+    assert_eq!(t.idle_time(b"k"), Some(8));
+    t.rewrite(b"k", 1, |_, d| d[0] = b'x');
+    assert_eq!(t.idle_time(b"k"), Some(0));
+    drop(t);
+    assert_eq!(e.txn(0, &[b"k"], at(30)).idle_time(b"k"), Some(10));
+    // COPY reads the source (an access) and writes the destination
+    let mut t = e.txn(0, &[&b"k"[..], b"d"], at(31));
+    t.copy(b"k", b"d");
+    assert_eq!((t.idle_time(b"k"), t.idle_time(b"d")), (Some(0), Some(0)));
+    drop(t);
+    e.txn(0, &[b"s"], at(31))
+        .set(b"s", &[b"v"], 0, Some(at(32)));
+    // missing and expired keys have no idle time
+    let mut t = e.txn(0, &[&b"s"[..], b"nope"], at(32));
+    assert_eq!((t.idle_time(b"s"), t.idle_time(b"nope")), (None, None));
+}
+
+#[test]
+fn the_access_clock_never_goes_back() {
+    // a transaction whose `now` was taken before another one's write (a
+    // long pipelined batch) must not see that write in its future
+    let e = engine();
+    let t0 = future_second(10);
+    e.txn(0, &[b"k"], t0 + 3000).set(b"k", &[b"v"], 0, None);
+    assert_eq!(e.txn(0, &[b"k"], t0).idle_time(b"k"), Some(0));
+    assert_eq!(e.txn(0, &[b"k"], t0 + 4000).idle_time(b"k"), Some(1));
+}
+
+#[test]
+fn idle_time_survives_the_24_bit_clock_wrapping() {
+    let e = engine();
+    let period = ACCESS_CLOCK_PERIOD_SECS;
+    let wrap = (now_ms() / 1000 / period + 1) * period;
+    e.txn(0, &[b"k"], (wrap - 3) * 1000)
+        .set(b"k", &[b"v"], 0, None);
+    assert_eq!(
+        e.txn(0, &[b"k"], (wrap + 4) * 1000).idle_time(b"k"),
+        Some(7)
+    );
+}
+
+#[test]
+fn replayed_keys_count_as_accessed_at_the_replay() {
+    let e = engine();
+    let start = u64::from(e.clock.0.load(Ordering::Relaxed)) * 1000;
+    e.replay(Mutation::Set {
+        db: 0,
+        key: b"k",
+        value: b"v",
+        flags: 0,
+        expire_at: None,
+        cas: 5,
+    });
+    assert_eq!(e.txn(0, &[b"k"], start).idle_time(b"k"), Some(0));
+    assert_eq!(e.txn(0, &[b"k"], start + 60_000).idle_time(b"k"), Some(60));
+}
+
+#[test]
+fn a_300_byte_key_round_trips_through_the_engine() {
+    let e = engine();
+    let key = vec![b'q'; 300];
+    e.txn(0, &[&key], 1).set(&key, &[b"v"], 3, Some(u64::MAX));
+    let mut t = e.txn(0, &[&key], 1);
+    let v = t.get(&key).unwrap();
+    assert_eq!((v.value, v.meta.flags), (&b"v"[..], 3));
+    drop(t);
+    let mut keys = Vec::new();
+    e.for_each_key(0, 1, |k| keys.push(k.to_vec()));
+    assert_eq!(keys, vec![key.clone()]);
+    // header + expiry + flags + long key length + key + value
+    assert_eq!(e.db_memory(0).entries, 17 + 8 + 4 + 4 + 300 + 1);
+    assert!(e.txn(0, &[&key], 1).remove(&key));
 }
 
 #[test]

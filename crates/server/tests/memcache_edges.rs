@@ -510,9 +510,9 @@ fn meta_e_sets_the_new_cas_and_later_writes_number_above_it() {
         c.request(b"ma nn N0 J10 E6400 c v\r\n"),
         b"VA 2 c6400\r\n10\r\n"
     );
-    assert!(c
-        .request(b"me nn\r\n")
-        .starts_with(b"ME nn exp=-1 cas=6400 "));
+    let me = String::from_utf8(c.request(b"me nn\r\n")).unwrap();
+    assert!(me.starts_with("ME nn exp=-1 la="), "{me}");
+    assert!(me.contains(" cas=6400 "), "{me}");
     let next = {
         assert_eq!(c.request(b"set p 0 0 1\r\nx\r\n"), b"STORED\r\n");
         gets_cas(&mut c, "p")

@@ -68,7 +68,8 @@ pub struct MetaFlags<'a> {
     pub value: bool,
     /// `q`: quiet mode, nominal replies are not sent.
     pub quiet: bool,
-    /// `u`: do not bump the item (accepted; magpie has no LRU to bump).
+    /// `u`: do not bump the item: an mg with `u` is not an access (the
+    /// item's fetched state and last access time stay as they were).
     pub no_update: bool,
     /// `F<flags>`: client flags for ms.
     pub client_flags: u32,
@@ -90,9 +91,9 @@ pub struct MetaFlags<'a> {
     /// `h`: mg reports whether the item was fetched before (ms md ma
     /// accept and ignore it, as memcached does).
     pub hit: bool,
-    /// `l`: seconds since the last access. Parsed so that ms md ma accept
-    /// and ignore it as memcached does; mg refuses it (the engine keeps no
-    /// access time; see docs/memcached.md).
+    /// `l`: mg reports the seconds since the item was last accessed, as
+    /// they were before this request (ms md ma accept and ignore it, as
+    /// memcached does).
     pub last_access: bool,
 }
 

@@ -680,12 +680,6 @@ impl Parser {
                 if which == b'a' && !matches!(flags.mode, None | Some(b'I' | b'+' | b'D' | b'-')) {
                     return req(error("CLIENT_ERROR invalid mode for ma M token"));
                 }
-                if which == b'g' && flags.last_access {
-                    // memcached answers l<seconds since last access>; the
-                    // engine keeps no access time, so mg refuses `l` (as
-                    // it refused any unknown flag) instead of inventing one
-                    return req(error("CLIENT_ERROR invalid flag"));
-                }
                 req(match which {
                     b'g' => Request::MetaGet { key, flags },
                     b'd' => Request::MetaDelete { key, flags },

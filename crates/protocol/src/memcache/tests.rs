@@ -303,9 +303,18 @@ fn meta_h_and_l() {
         Request::MetaGet { flags, .. } => assert!(flags.hit && flags.value),
         other => panic!("{other:?}"),
     }
-    // mg cannot answer l (no access time is kept); ms md ma ignore both,
+    // mg answers l (seconds since the last access); ms md ma ignore both,
     // as memcached does
-    assert_eq!(err(b"mg k h l\r\n"), "CLIENT_ERROR invalid flag");
+    match one(b"mg k h l\r\n").0 {
+        Request::MetaGet { flags, .. } => {
+            assert!(flags.hit && flags.last_access && !flags.value)
+        }
+        other => panic!("{other:?}"),
+    }
+    match one(b"mg k v\r\n").0 {
+        Request::MetaGet { flags, .. } => assert!(!flags.last_access),
+        other => panic!("{other:?}"),
+    }
     assert_eq!(err(b"mg k l l\r\n"), "CLIENT_ERROR duplicate flag");
     assert!(matches!(one(b"md k h l\r\n").0, Request::MetaDelete { .. }));
     assert!(matches!(one(b"ma k l\r\n").0, Request::MetaArith { .. }));

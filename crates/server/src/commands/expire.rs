@@ -290,7 +290,8 @@ fn ttl_generic(ctx: &mut Ctx<'_, '_>, args: Args<'_>, ms: bool, absolute: bool) 
         .shared
         .engine
         .txn(ctx.session.db, &[key], ctx.now)
-        .get(key)
+        // Redis reads the TTL without touching the key (LOOKUP_NOTOUCH)
+        .peek(key)
         .map(|v| v.meta.expire_at);
     ctx.count_read(found.is_some());
     let reply = match found {

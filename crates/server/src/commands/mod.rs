@@ -20,6 +20,7 @@ pub mod connection;
 pub mod expire;
 pub mod keys;
 pub mod kvs;
+pub mod object;
 pub mod redis_docs;
 pub mod server;
 pub mod slowlog;
@@ -116,6 +117,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         strings::COMMANDS,
         keys::COMMANDS,
         expire::COMMANDS,
+        object::COMMANDS,
         server::COMMANDS,
         slowlog::COMMANDS,
     ]

@@ -221,6 +221,7 @@ pub fn subcommands(name: &str) -> &'static [CommandSpec] {
         "config" => CONFIG_SUBCOMMANDS,
         "command" => COMMAND_SUBCOMMANDS,
         "slowlog" => super::slowlog::SLOWLOG_SUBCOMMANDS,
+        "object" => super::object::OBJECT_SUBCOMMANDS,
         _ => &[],
     }
 }

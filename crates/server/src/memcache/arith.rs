@@ -36,9 +36,10 @@ pub enum Delta {
 /// meta `h` flag); a longer one replaces it (a new, unfetched item). Flags
 /// and expiry are kept.
 pub fn add_delta(txn: &mut Txn<'_>, key: &[u8], incr: bool, delta: u64, cas: u64) -> Delta {
-    let Some((v, fetched)) = txn.fetch(key, false) else {
+    let Some(found) = txn.fetch(key, false) else {
         return Delta::NotFound;
     };
+    let (v, fetched) = (found.view, found.fetched_before);
     if cas != 0 && v.meta.cas != cas {
         return Delta::CasMismatch;
     }

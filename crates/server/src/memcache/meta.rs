@@ -73,17 +73,17 @@ pub fn mg(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>) {
             flags: 0,
         });
     }
-    // a hit counts as a fetch unless `u` (memcached's delayed LRU bump,
-    // which `h` reports as it was before this request); a vivified item is
-    // marked once the reply is built
+    // a hit counts as a fetch and an access unless `u` (memcached's
+    // delayed LRU bump: `h` and `l` report the state from before this
+    // request); a vivified item is marked once the reply is built
     let hit = match created {
-        Some(m) => Some((m, &[][..], false)),
+        Some(m) => Some((m, &[][..], false, 0)),
         None => txn
             .fetch(k, !f.no_update)
-            .map(|(v, was)| (v.meta, v.value, was)),
+            .map(|h| (h.view.meta, h.view.value, h.fetched_before, h.idle_before)),
     };
     let out = &mut *ctx.out;
-    let Some((meta, value, fetched_before)) = hit else {
+    let Some((meta, value, fetched_before, idle_before)) = hit else {
         drop(txn);
         if f.ttl.is_some() {
             McCounters::bump(&c.cmd_touch);
@@ -129,6 +129,7 @@ pub fn mg(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>) {
             b'c' => encode::flag_num(out, b'c', meta.cas),
             b'f' => encode::flag_num(out, b'f', meta.flags),
             b'h' => encode::flag_num(out, b'h', u8::from(fetched_before)),
+            b'l' => encode::flag_num(out, b'l', idle_before),
             b'O' => {
                 out.push(b' ');
                 out.extend_from_slice(tok);
@@ -243,7 +244,9 @@ pub fn md(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>) {
     McCounters::bump(&c.cmd_meta);
     let k = key.bytes();
     let mut txn = ctx.shared.engine.txn(DB, &[k], ctx.now);
-    let code = match txn.get(k).map(|v| v.meta) {
+    // not an access (memcached looks the item up without a bump), even
+    // with I, which keeps the item
+    let code = match txn.peek(k).map(|v| v.meta) {
         None => {
             McCounters::bump(&c.delete_misses);
             "NF"
@@ -262,7 +265,7 @@ pub fn md(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>) {
             // to it either way)
             choose_cas(&mut txn, f.new_cas);
             txn.set_flags(k, m.flags);
-            if let Some(v) = txn.get(k) {
+            if let Some(v) = txn.peek(k) {
                 let cas = v.meta.cas;
                 ctx.mc.set_mark(
                     k,
@@ -386,19 +389,21 @@ fn miss_reply(out: &mut Vec<u8>, code: &str, key: &Key<'_>, f: &MetaFlags<'_>) {
 }
 
 /// me <key>: memcached's debug line. magpie reports what its engine keeps
-/// (TTL in memcached's "exp" form, CAS, whether it was fetched, and the size
-/// memcached would use); memcached's la and cls describe its LRU and slabs,
-/// which magpie lacks. Like memcached's, it does not count as a fetch.
+/// (TTL in memcached's "exp" form, seconds since the last access, CAS,
+/// whether it was fetched, and the size memcached would use); memcached's
+/// cls names a slab class, which magpie lacks. Like memcached's, it is
+/// neither a fetch nor an access.
 pub fn me(ctx: &mut McCtx<'_>, key: Key<'_>) {
     McCounters::bump(&ctx.mc.counters.cmd_meta);
     let k = key.bytes();
     let now = ctx.now;
     let mut txn = ctx.shared.engine.txn(DB, &[k], now);
-    let Some((v, fetched)) = txn.fetch(k, false) else {
+    let Some(found) = txn.fetch(k, false) else {
         drop(txn);
         ctx.reply("EN", false);
         return;
     };
+    let (v, fetched) = (found.view, found.fetched_before);
     let out = &mut *ctx.out;
     out.extend_from_slice(b"ME ");
     if key.is_binary() {
@@ -413,6 +418,8 @@ pub fn me(ctx: &mut McCtx<'_>, key: Key<'_>) {
         Some(_) => -ttl_left(v.meta.expire_at, now),
     };
     encode::num(out, exp);
+    out.extend_from_slice(b" la=");
+    encode::num(out, found.idle_before);
     out.extend_from_slice(b" cas=");
     encode::num(out, v.meta.cas);
     out.extend_from_slice(if fetched { b" fetch=yes" } else { b" fetch=no" });

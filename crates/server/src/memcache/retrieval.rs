@@ -13,7 +13,8 @@ pub fn get(ctx: &mut McCtx<'_>, with_cas: bool, touch: Option<i32>, keys: Words<
         let mut txn = engine.txn(DB, &[key], ctx.now);
         // every retrieval counts as a fetch (the meta `h` flag)
         let hit = match txn.fetch(key, true) {
-            Some((v, _)) => {
+            Some(found) => {
+                let v = found.view;
                 let cas = with_cas.then_some(v.meta.cas);
                 encode::value(ctx.out, key, v.meta.flags, v.value, cas);
                 true

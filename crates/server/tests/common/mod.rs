@@ -346,6 +346,13 @@ pub fn differential_with(flags: &[&str], script: &str) -> bool {
     let Some(redis) = redis() else { return false };
     let ours = magpie(flags);
     let (mut r, mut m) = (redis.client(), ours.client());
+    run_differential(&mut r, &mut m, script);
+    true
+}
+
+/// The body of [`differential`], on clients the caller already has (to
+/// prepare something between starting the servers and running `script`).
+pub fn run_differential(r: &mut RawClient, m: &mut RawClient, script: &str) {
     for (n, line) in script.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -376,7 +383,19 @@ pub fn differential_with(flags: &[&str], script: &str) -> bool {
             );
         }
     }
-    true
+}
+
+/// Sleeps until `margin_ms` past the next whole second of the wall clock
+/// (at most about a second), so that the next few hundred milliseconds
+/// fall in one second of magpie's and Redis's access clocks, which count
+/// whole wall-clock seconds (Redis's lags by up to 100 ms, its cron period).
+pub fn start_of_a_second(margin_ms: u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let wait = 1000 - now % 1000 + margin_ms;
+    std::thread::sleep(Duration::from_millis(wait));
 }
 
 /// Splits on spaces; `"..."` groups (with `\r`, `\n`, `\"`, `\\`, `\xHH`

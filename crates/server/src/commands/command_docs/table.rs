@@ -209,6 +209,14 @@ pub const ARGUMENTS: &[(&str, &[Arg])] = &[
             a("value", Str),
         ]),
     ]),
+    ("object", &[]),
+    ("object|freq", &[
+        a("key", Key).key_spec(0),
+    ]),
+    ("object|help", &[]),
+    ("object|idletime", &[
+        a("key", Key).key_spec(0),
+    ]),
     ("persist", &[
         a("key", Key).key_spec(0),
     ]),
