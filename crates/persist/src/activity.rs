@@ -8,7 +8,7 @@
 //! until new input arrives from the network. The server feeds this gauge
 //! from its runtime's park and unpark hooks.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use crate::writer::Core;
@@ -18,9 +18,6 @@ use crate::writer::Core;
 pub struct RuntimeActivity {
     workers: usize,
     parked: AtomicUsize,
-    /// Incremented each time the last busy worker parks: lets the log
-    /// thread tell "idle all along" from "idle again".
-    idle_epoch: AtomicU64,
     core: OnceLock<Weak<Core>>,
 }
 
@@ -30,7 +27,6 @@ impl RuntimeActivity {
         Arc::new(RuntimeActivity {
             workers: workers.max(1),
             parked: AtomicUsize::new(0),
-            idle_epoch: AtomicU64::new(0),
             core: OnceLock::new(),
         })
     }
@@ -40,7 +36,6 @@ impl RuntimeActivity {
     pub fn parked(&self) {
         let n = self.parked.fetch_add(1, Ordering::SeqCst) + 1;
         if n >= self.workers {
-            self.idle_epoch.fetch_add(1, Ordering::SeqCst);
             if let Some(core) = self.core.get().and_then(Weak::upgrade) {
                 core.runtime_went_idle();
             }
@@ -52,10 +47,9 @@ impl RuntimeActivity {
         self.parked.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// While every worker is parked: the epoch of this idle spell.
-    pub(crate) fn idle_epoch(&self) -> Option<u64> {
-        let epoch = self.idle_epoch.load(Ordering::SeqCst);
-        (self.parked.load(Ordering::SeqCst) >= self.workers).then_some(epoch)
+    /// True while every worker is parked.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.parked.load(Ordering::SeqCst) >= self.workers
     }
 
     pub(crate) fn attach(&self, core: &Arc<Core>) {

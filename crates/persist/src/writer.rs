@@ -47,11 +47,8 @@ const GATHER_MAX: Duration = Duration::from_millis(5);
 /// (the rest of the cohort is not coming back soon: its clients went idle,
 /// or the server's CPU is busy with something else).
 const GATHER_GAP: Duration = Duration::from_micros(100);
-/// With a [`RuntimeActivity`]: how long the runtime must stay idle before
-/// a commit starts (a worker that parks may be back at once with input
-/// that was already there), and how long a gather may last while it stays
-/// busy.
-const IDLE_CONFIRM: Duration = Duration::from_micros(30);
+/// With a [`RuntimeActivity`]: how long a gather may last while the runtime
+/// stays busy.
 const GATHER_MAX_BUSY: Duration = Duration::from_millis(2);
 /// Under `always`, the zero-filled space kept ahead of the last record (see
 /// [`SegmentFile`]): when less than `PREALLOC_LOW` is left, the log thread
@@ -422,8 +419,12 @@ impl Writer {
         Ok(next)
     }
 
-    /// Gathers until `want` connections wait, or the runtime has stayed
-    /// idle for [`IDLE_CONFIRM`], or [`GATHER_MAX_BUSY`] passed.
+    /// Gathers until `want` connections wait, or the runtime runs out of
+    /// work, or [`GATHER_MAX_BUSY`] passed. The commit starts the moment
+    /// the runtime parks, with no confirmation that it stays idle: measured
+    /// against waiting 10, 30 or 80 us for that, starting at once was
+    /// fastest (pipeline 1: 66-72k SET/s against 59-64k with 30 us), as a
+    /// commit that starts early overlaps with the requests still coming.
     fn gather_until_idle(
         &self,
         core: &Core,
@@ -436,18 +437,11 @@ impl Writer {
             if now >= cap {
                 break;
             }
-            match activity.idle_epoch() {
-                Some(epoch) => {
-                    let _ = core.wake.wait_until(q, cap.min(now + IDLE_CONFIRM));
-                    if activity.idle_epoch() == Some(epoch) {
-                        break; // idle all along: nobody else is coming
-                    }
-                }
-                // woken when the runtime parks or `want` is reached
-                None => {
-                    let _ = core.wake.wait_until(q, cap);
-                }
+            if activity.is_idle() {
+                break;
             }
+            // woken when the runtime parks or `want` is reached
+            let _ = core.wake.wait_until(q, cap);
         }
     }
 
