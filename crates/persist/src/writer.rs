@@ -218,7 +218,10 @@ impl Core {
     /// news out from inside the runtime.
     fn publish_durable(&self, seq: u64) {
         self.durable.store(seq, Ordering::SeqCst);
-        if self.relay_active.load(Ordering::SeqCst) {
+        // only `always` has waiters; under the other policies nobody
+        // subscribes but `wait_durable_blocking`, and waking the relay
+        // would cost the runtime a wake-up per write()
+        if self.policy == FsyncPolicy::Always && self.relay_active.load(Ordering::SeqCst) {
             self.relay_wake.notify_one();
         } else {
             self.durable_tx.send_replace(seq);
