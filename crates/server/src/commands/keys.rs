@@ -211,14 +211,20 @@ fn exists(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
 
 /// TYPE: every value magpie stores is a Redis string.
 fn type_(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
-    let key = args.get(1);
+    let found = looked_up(ctx, args.get(1));
+    ctx.out.simple(if found { "string" } else { "none" });
+}
+
+/// Whether `key` exists, without counting as an access to it (Redis's
+/// LOOKUP_NOTOUCH), counted as a keyspace hit or miss.
+pub(super) fn looked_up(ctx: &mut Ctx<'_, '_>, key: &[u8]) -> bool {
     let found = ctx
         .shared
         .engine
         .txn(ctx.session.db, &[key], ctx.now)
         .exists(key);
     ctx.count_read(found);
-    ctx.out.simple(if found { "string" } else { "none" });
+    found
 }
 
 /// Matched keys gathered while shards are locked, written out once the

@@ -95,14 +95,7 @@ fn idletime(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
 /// Nil for a missing key; otherwise Redis's error for a server whose
 /// maxmemory policy is not LFU (magpie's is always `noeviction`).
 fn freq(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
-    let key = args.get(2);
-    let found = ctx
-        .shared
-        .engine
-        .txn(ctx.session.db, &[key], ctx.now)
-        .exists(key);
-    ctx.count_read(found);
-    if !found {
+    if !super::keys::looked_up(ctx, args.get(2)) {
         ctx.out.null();
         return;
     }
