@@ -249,11 +249,15 @@ impl Fs for RealFs {
 pub struct FaultyFs {
     /// While true, every write and sync fails.
     pub fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// While true, preallocation fails halfway (ENOSPC after writing half
+    /// of the zeros) while record writes still succeed.
+    pub fail_zero_fill: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 struct FaultySegment {
     inner: RealSegment,
     fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    fail_zero_fill: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl FaultySegment {
@@ -277,6 +281,17 @@ impl SegmentFile for FaultySegment {
     fn truncate(&mut self, len: u64) -> io::Result<()> {
         self.inner.truncate(len)
     }
+    fn zero_fill(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        self.check()?;
+        if self
+            .fail_zero_fill
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            self.inner.write_at(offset, &vec![0; (len / 2) as usize])?;
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        self.inner.zero_fill(offset, len)
+    }
 }
 
 impl Fs for FaultyFs {
@@ -284,6 +299,7 @@ impl Fs for FaultyFs {
         Ok(Box::new(FaultySegment {
             inner: RealSegment::open(path)?,
             fail: self.fail.clone(),
+            fail_zero_fill: self.fail_zero_fill.clone(),
         }))
     }
 }

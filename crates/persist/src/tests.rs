@@ -431,7 +431,10 @@ fn disk_errors_refuse_then_resume_and_nothing_acknowledged_is_lost() {
         e.clone(),
         Options {
             fsync: FsyncPolicy::Always,
-            fs: Arc::new(FaultyFs { fail: fail.clone() }),
+            fs: Arc::new(FaultyFs {
+                fail: fail.clone(),
+                ..FaultyFs::default()
+            }),
             ..Options::new(dir.path())
         },
     )
@@ -772,4 +775,45 @@ fn commits_under_always_follow_the_runtime_going_idle() {
     assert!(d
         .iter()
         .all(|x| x.2 == format!("r{}", rounds - 1).into_bytes()));
+}
+
+#[test]
+fn a_failed_preallocation_only_means_commits_append_until_a_retry_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let faulty = FaultyFs::default();
+    faulty.fail_zero_fill.store(true, Ordering::SeqCst);
+    let e = engine();
+    let p = Persistence::open(
+        e.clone(),
+        Options {
+            fsync: FsyncPolicy::Always,
+            fs: Arc::new(faulty.clone()),
+            ..Options::new(dir.path())
+        },
+    )
+    .unwrap();
+    let seg = last_segment(dir.path());
+    for i in 0..20 {
+        set(&e, 0, &format!("k{i}"), "v");
+        p.wait_durable_blocking();
+    }
+    assert!(p.is_ok(), "a failed preallocation refused writes");
+    // the half-written zeros were cut: the file ends with the last record
+    assert_eq!(fs::metadata(&seg).unwrap().len(), p.log_bytes());
+    faulty.fail_zero_fill.store(false, Ordering::SeqCst);
+    // retried a second after the failure, between two commits
+    let mut on_disk = 0;
+    for i in 0..300 {
+        set(&e, 0, &format!("later{i}"), "v");
+        p.wait_durable_blocking();
+        on_disk = fs::metadata(&seg).unwrap().len();
+        if on_disk > p.log_bytes() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(on_disk >= p.log_bytes() + PREALLOC_LOW, "{on_disk}");
+    let live = dump(&e);
+    p.shutdown();
+    assert_eq!(reopen_dump(dir.path()), live);
 }

@@ -63,7 +63,10 @@ fn failing_log_refuses_writes_and_ping_but_serves_reads_then_resumes() {
         shared.engine.clone(),
         Options {
             fsync: FsyncPolicy::Always,
-            fs: Arc::new(FaultyFs { fail: fail.clone() }),
+            fs: Arc::new(FaultyFs {
+                fail: fail.clone(),
+                ..FaultyFs::default()
+            }),
             ..Options::new(dir.path())
         },
     )
@@ -117,7 +120,10 @@ fn failing_log_refuses_memcached_writes_but_serves_reads() {
         shared.engine.clone(),
         Options {
             fsync: FsyncPolicy::Always,
-            fs: Arc::new(FaultyFs { fail: fail.clone() }),
+            fs: Arc::new(FaultyFs {
+                fail: fail.clone(),
+                ..FaultyFs::default()
+            }),
             ..Options::new(dir.path())
         },
     )
@@ -188,7 +194,10 @@ fn failing_log_refuses_http_writes_but_serves_reads() {
         shared.engine.clone(),
         Options {
             fsync: FsyncPolicy::Always,
-            fs: Arc::new(FaultyFs { fail: fail.clone() }),
+            fs: Arc::new(FaultyFs {
+                fail: fail.clone(),
+                ..FaultyFs::default()
+            }),
             ..Options::new(dir.path())
         },
     )
