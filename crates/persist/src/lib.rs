@@ -440,7 +440,15 @@ impl fmt::Display for CheckReport {
             w.snapshot_records, w.snapshot_bytes
         )?;
         for (n, s) in &w.segments {
-            writeln!(f, "log.{n:06}: {} records, {} bytes", s.records, s.file_len)?;
+            if s.valid_len == s.file_len {
+                writeln!(f, "log.{n:06}: {} records, {} bytes", s.records, s.file_len)?;
+            } else {
+                writeln!(
+                    f,
+                    "log.{n:06}: {} records in {} bytes, file {} bytes",
+                    s.records, s.valid_len, s.file_len
+                )?;
+            }
         }
         writeln!(
             f,

@@ -630,6 +630,12 @@ fn always_preallocates_ahead_and_a_clean_stop_cuts_the_space() {
     // the zeros are not records: check sees 20 and says what follows
     let report = check(dir.path()).unwrap().to_string();
     assert!(report.contains("preallocated space"), "{report}");
+    assert!(
+        report.contains(&format!(
+            "20 records in {records} bytes, file {on_disk} bytes"
+        )),
+        "{report}"
+    );
     p.shutdown();
     assert_eq!(fs::metadata(&seg).unwrap().len(), records);
     let (e2, p2) = open_always(dir.path());
