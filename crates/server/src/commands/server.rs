@@ -519,6 +519,9 @@ fn persistence_section(shared: &Shared, s: &mut String) {
         );
         field!(s, "aof_current_size", log.log_bytes());
         field!(s, "aof_fsync_policy", log.policy());
+        // magpie's own: fsyncs of the log so far; under `always` one per
+        // group commit, so writes / fsyncs is how many a commit carries
+        field!(s, "aof_fsyncs", log.fsyncs());
     }
 }
 
