@@ -141,15 +141,17 @@ pub(crate) fn run(core: &Core, engine: &Engine, lock: &parking_lot::Mutex<()>) {
         let _one = lock.lock();
         core.compacting.store(true, Ordering::Relaxed);
         let before = core.log_bytes();
+        let started = std::time::Instant::now();
         let r = compact(core, engine);
         core.compacting.store(false, Ordering::Relaxed);
         drop(_one);
         match r {
             Ok(c) => tracing::info!(
-                "compacted {before} log bytes into snapshot {} ({} entries, {} bytes); freed {} bytes",
+                "compacted {before} log bytes into snapshot {} ({} entries, {} bytes) in {} ms; freed {} bytes",
                 c.snapshot,
                 c.entries,
                 c.bytes,
+                started.elapsed().as_millis(),
                 c.freed
             ),
             Err(e) => {
