@@ -42,7 +42,7 @@ pub use activity::RuntimeActivity;
 pub use compact::Compacted;
 use files::{segment_path, sync_dir, DirLock, Fs, RealFs};
 use recover::{walk, Mode, Walk};
-use writer::{Core, Writer};
+use writer::{write_now, Core, Writer};
 
 /// When the log is fsynced (Redis's `appendfsync`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,6 +137,9 @@ pub struct RecoveryReport {
 /// directory lock. Installed as the engine's mutation sink by [`open`](Persistence::open).
 pub struct Persistence {
     core: Arc<Core>,
+    /// Shared by the log thread and, under `everysec` and `no`, the
+    /// connections that write their records before replying.
+    writer: Arc<Mutex<Writer>>,
     engine: Arc<Engine>,
     compact_lock: Arc<Mutex<()>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -224,7 +227,7 @@ impl Persistence {
         if !engine.set_sink(core.clone()) {
             return Err(io::Error::other("the engine already has a mutation sink"));
         }
-        let writer = Writer {
+        let writer = Arc::new(Mutex::new(Writer {
             core: core.clone(),
             fs: opts.fs.clone(),
             file,
@@ -236,19 +239,23 @@ impl Persistence {
             written: 0,
             pending_seq: 0,
             last_sync: Instant::now(),
-            last_commit: std::time::Duration::ZERO,
-            last_cohort: 0,
-        };
+            spare: Vec::new(),
+            stopped: false,
+        }));
         let compact_lock = Arc::new(Mutex::new(()));
         let log_thread = std::thread::Builder::new()
             .name("magpie-log".into())
-            .spawn(move || writer.run())?;
+            .spawn({
+                let writer = writer.clone();
+                move || writer::run(writer)
+            })?;
         let (c, e, l) = (core.clone(), engine.clone(), compact_lock.clone());
         let compact_thread = std::thread::Builder::new()
             .name("magpie-compact".into())
             .spawn(move || compact::run(&c, &e, &l))?;
         Ok(Arc::new(Persistence {
             core,
+            writer,
             engine,
             compact_lock,
             threads: Mutex::new(vec![compact_thread, log_thread]),
@@ -288,20 +295,48 @@ impl Persistence {
         self.core.durable.load(Ordering::Acquire)
     }
 
-    /// Under `always`, waits until every record accepted before this call is
-    /// durable (so a reply sent afterwards never acknowledges a write, or
-    /// shows data, that a crash could lose). Returns at once otherwise, or
-    /// when nothing is pending.
-    pub async fn wait_durable(&self) {
-        if self.core.policy != FsyncPolicy::Always {
-            return;
-        }
+    /// A point in the log, taken before a batch of requests runs and passed
+    /// to [`wait_durable`](Self::wait_durable) after it: it tells whether
+    /// records were accepted while the batch ran.
+    pub fn mark(&self) -> u64 {
+        self.assigned_seq()
+    }
+
+    /// Waits until every record accepted before this call is durable per
+    /// the policy, so a reply sent afterwards never acknowledges a write, or
+    /// shows data, that a crash could lose: fsynced under `always`, written
+    /// to the file under `everysec` and `no` (a crash of the process then
+    /// loses nothing acknowledged). Under those two the caller writes the
+    /// records itself when the writer is free (see the writer's module
+    /// comment).
+    ///
+    /// While the log cannot be written, a batch during which no record was
+    /// accepted since `mark` (reads; writes are refused then) returns at
+    /// once, so reads keep working; one that wrote waits until a retry
+    /// succeeds.
+    pub async fn wait_durable(&self, mark: u64) {
         if self.durable_seq() >= self.assigned_seq() {
             return;
         }
+        let wrote = self.assigned_seq() > mark;
+        let healthy = self.core.ok.load(Ordering::Relaxed);
+        if !healthy && !wrote {
+            return;
+        }
+        if self.core.policy != FsyncPolicy::Always && healthy {
+            // let the other connections of this runtime thread queue their
+            // records first: one write() then covers them all
+            tokio::task::yield_now().await;
+            if write_now(&self.writer) {
+                return;
+            }
+        }
         let target = self.core.register_waiter();
         let mut rx = self.core.durable_tx.subscribe();
-        let _ = rx.wait_for(|d| *d >= target).await;
+        let core = &self.core;
+        let _ = rx
+            .wait_for(|d| *d >= target || (!wrote && !core.ok.load(Ordering::Relaxed)))
+            .await;
     }
 
     /// Fans durability news out to the connections waiting in
@@ -340,6 +375,9 @@ impl Persistence {
     /// outside an async runtime (tests, tools).
     pub fn wait_durable_blocking(&self) {
         let target = self.assigned_seq();
+        if self.core.policy != FsyncPolicy::Always && write_now(&self.writer) {
+            return;
+        }
         let mut rx = self.core.durable_tx.subscribe();
         while *rx.borrow_and_update() < target {
             std::thread::sleep(std::time::Duration::from_millis(1));

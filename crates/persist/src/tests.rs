@@ -472,13 +472,127 @@ fn always_policy_makes_each_write_durable_before_wait_returns() {
         .build()
         .unwrap();
     for i in 0..20 {
+        let mark = p.mark();
         set(&e, 0, &format!("k{i}"), "v");
-        rt.block_on(p.wait_durable());
+        rt.block_on(p.wait_durable(mark));
         assert!(p.durable_seq() >= p.assigned_seq());
         // durable means on disk: the file already holds the record
         assert!(fs::metadata(last_segment(dir.path())).unwrap().len() > 0);
     }
     p.shutdown();
+}
+
+#[test]
+fn under_everysec_and_no_a_reply_waits_until_its_records_are_in_the_file() {
+    for policy in [FsyncPolicy::EverySec, FsyncPolicy::No] {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine();
+        let p = Persistence::open(
+            e.clone(),
+            Options {
+                fsync: policy,
+                ..Options::new(dir.path())
+            },
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let len = || fs::metadata(last_segment(dir.path())).unwrap().len();
+        for i in 0..20 {
+            let mark = p.mark();
+            let before = len();
+            set(&e, 0, &format!("k{i}"), "v");
+            rt.block_on(p.wait_durable(mark));
+            assert!(p.durable_seq() >= p.assigned_seq(), "{policy}");
+            // a crash of the process after the reply loses nothing: the
+            // record is in the file (the page cache), fsynced or not
+            assert!(len() > before, "{policy}: write {i} is not in the file");
+        }
+        if policy == FsyncPolicy::No {
+            assert_eq!(p.fsyncs(), 0, "`no` never fsyncs while running");
+        }
+        // a record no reply waits for is written by the log thread
+        let before = len();
+        set(&e, 0, "leftover", "v");
+        let t = std::time::Instant::now();
+        while len() == before {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "{policy}: never written"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        p.shutdown();
+        assert_eq!(reopen_dump(dir.path()).len(), 21, "{policy}");
+    }
+}
+
+#[test]
+fn while_the_log_fails_a_batch_that_wrote_waits_and_one_that_only_read_does_not() {
+    for policy in [FsyncPolicy::Always, FsyncPolicy::EverySec, FsyncPolicy::No] {
+        let dir = tempfile::tempdir().unwrap();
+        let fail = Arc::new(AtomicBool::new(false));
+        let e = engine();
+        let p = Persistence::open(
+            e.clone(),
+            Options {
+                fsync: policy,
+                fs: Arc::new(FaultyFs {
+                    fail: fail.clone(),
+                    ..FaultyFs::default()
+                }),
+                ..Options::new(dir.path())
+            },
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        set(&e, 0, "before", "1");
+        p.wait_durable_blocking();
+        fail.store(true, Ordering::SeqCst);
+        let mark = p.mark();
+        set(&e, 0, "during", "2");
+        let writer = rt.spawn({
+            let p = p.clone();
+            async move { p.wait_durable(mark).await }
+        });
+        let t = std::time::Instant::now();
+        while p.is_ok() {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "{policy}: no failure seen"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !writer.is_finished(),
+            "{policy}: a write was acknowledged while its record could not be written"
+        );
+        // a batch of reads: no record accepted since its mark
+        let read_mark = p.mark();
+        let read = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(1), p.wait_durable(read_mark)).await
+        });
+        assert!(read.is_ok(), "{policy}: a read waited for the failing log");
+        fail.store(false, Ordering::SeqCst);
+        rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), writer).await })
+            .expect("the write is acknowledged once a retry succeeds")
+            .unwrap();
+        assert!(p.is_ok());
+        assert!(p.durable_seq() >= p.assigned_seq());
+        p.shutdown();
+        let keys: Vec<Vec<u8>> = reopen_dump(dir.path()).into_iter().map(|x| x.1).collect();
+        assert_eq!(
+            keys,
+            vec![b"before".to_vec(), b"during".to_vec()],
+            "{policy}"
+        );
+    }
 }
 
 #[test]
@@ -502,10 +616,11 @@ fn always_waiters_share_commits_and_a_cohort_that_leaves_does_not_stall_the_rest
                 tokio::spawn(async move {
                     let mut slowest = Duration::ZERO;
                     for i in 0..rounds(w) {
+                        let mark = p.mark();
                         set(&e, 0, &format!("w{w}:{i}"), "v");
                         let mine = p.assigned_seq();
                         let t = std::time::Instant::now();
-                        p.wait_durable().await;
+                        p.wait_durable(mark).await;
                         slowest = slowest.max(t.elapsed());
                         assert!(p.durable_seq() >= mine);
                     }
@@ -758,9 +873,10 @@ fn commits_under_always_follow_the_runtime_going_idle() {
             tasks.push(tokio::spawn(async move {
                 for r in 0..rounds {
                     let k = format!("c{c}");
+                    let mark = p.mark();
                     set(&e, 0, &k, &format!("r{r}"));
                     let before = p.assigned_seq();
-                    p.wait_durable().await;
+                    p.wait_durable(mark).await;
                     assert!(p.durable_seq() >= before, "acknowledged before durable");
                 }
             }));

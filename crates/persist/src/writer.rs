@@ -15,6 +15,17 @@
 //! behind it), but never longer than the last commit took, and not once
 //! [`GATHER_GAP`] passes with no new waiter after the first one came back,
 //! so a cohort that does not come back costs little.
+//!
+//! Under `everysec` and `no` the connections write instead: before a batch
+//! of replies leaves, its connection appends everything queued to the file
+//! itself ([`write_now`], one `write()` for every record queued so far, by
+//! any connection), so a reply never acknowledges a write that a crash of
+//! the process could lose, as with Redis, which writes its log before it
+//! replies. Waking the log thread for that instead cost a cross-thread
+//! wake-up per batch. The log thread then only fsyncs (once a second under
+//! `everysec`), writes the records nobody waits for (expiry, eviction, a
+//! library caller) every [`LEFTOVERS_EVERY`], and takes over when the
+//! writer is busy or the disk fails.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,10 +40,10 @@ use crate::files::{error_text, segment_path, sync_dir, Fs, SegmentFile};
 use crate::record::encode;
 use crate::FsyncPolicy;
 
-/// Under `everysec` and `no`, how long the log thread lets records gather
-/// before writing them (bounds what a process crash can lose under those
-/// policies; `always` never waits).
-const WRITE_INTERVAL: Duration = Duration::from_millis(1);
+/// Under `everysec` and `no`: how often the log thread writes records that
+/// no reply waits for (those of expiry, eviction, or a library caller that
+/// never calls `wait_durable`); replies write their own records first.
+const LEFTOVERS_EVERY: Duration = Duration::from_millis(100);
 
 /// Queued bytes above which writers wait for the log thread to catch up
 /// (only while the disk is healthy: when writes fail, new writes are
@@ -65,8 +76,10 @@ struct Queue {
     buf: Vec<u8>,
     /// Sequence number of the last record in `buf` (or before it).
     seq: u64,
-    /// Connections waiting for a record in `buf` (under `always`): they
-    /// can only be answered by the next commit.
+    /// Connections waiting for a record in `buf`: they can only be
+    /// answered by the next commit (under `always`), or by the log thread's
+    /// next write (under the other policies, when a connection found the
+    /// writer busy).
     waiters: usize,
     /// While the log thread gathers: the number of `waiters` at which it
     /// starts the commit (`usize::MAX` otherwise).
@@ -81,7 +94,7 @@ pub(crate) struct Core {
     pub(crate) dir: PathBuf,
     pub(crate) policy: FsyncPolicy,
     queue: Mutex<Queue>,
-    wake: Condvar,
+    pub(crate) wake: Condvar,
     drained: Condvar,
     /// Sequence number of the last record accepted (mirror of queue.seq).
     pub(crate) assigned: AtomicU64,
@@ -193,7 +206,9 @@ impl Core {
         if !q.buf.is_empty() {
             q.waiters += 1;
             self.has_waiters.store(true, Ordering::Relaxed);
-            if q.waiters >= q.want {
+            // the log thread only waits for these under `always`; under
+            // the other policies a waiter means the writer was busy
+            if q.waiters >= q.want || self.policy != FsyncPolicy::Always {
                 self.wake.notify_one();
             }
         }
@@ -218,8 +233,9 @@ impl Core {
     /// news out from inside the runtime.
     fn publish_durable(&self, seq: u64) {
         self.durable.store(seq, Ordering::SeqCst);
-        // only `always` has waiters; under the other policies nobody
-        // subscribes but `wait_durable_blocking`, and waking the relay
+        // under the other policies this runs mostly in a connection's
+        // thread (`write_now`), where waking the few waiters (those that
+        // found the writer busy) directly is cheap, and waking the relay
         // would cost the runtime a wake-up per write()
         if self.policy == FsyncPolicy::Always && self.relay_active.load(Ordering::SeqCst) {
             self.relay_wake.notify_one();
@@ -230,13 +246,17 @@ impl Core {
 
     fn set_error(&self, what: &str, e: &std::io::Error) {
         let text = error_text(e);
+        *self.last_error.lock() = text.clone();
         if self.ok.swap(false, Ordering::SeqCst) {
             tracing::error!(
                 "error {what} the log in {}: {text}; refusing writes until it succeeds again",
                 self.dir.display()
             );
+            // waiters whose batch wrote nothing stop waiting now (see
+            // `Persistence::wait_durable`); never lowers the published value
+            let d = self.durable.load(Ordering::SeqCst);
+            self.durable_tx.send_modify(|v| *v = (*v).max(d));
         }
-        *self.last_error.lock() = text;
     }
 
     fn set_ok(&self) {
@@ -271,8 +291,15 @@ impl MutationSink for Core {
         encode(&m, &mut q.buf);
         q.seq += 1;
         self.assigned.store(q.seq, Ordering::Release);
+        // under the other policies the replies write (see the module
+        // comment): the log thread is only needed when the queue is full
+        let wake = if self.policy == FsyncPolicy::Always {
+            was_empty
+        } else {
+            q.buf.len() >= QUEUE_LIMIT
+        };
         drop(q);
-        if was_empty {
+        if wake {
             self.wake.notify_one();
         }
     }
@@ -302,14 +329,59 @@ pub(crate) struct Writer {
     /// Sequence number of the last record in `pending`.
     pub(crate) pending_seq: u64,
     pub(crate) last_sync: Instant,
-    /// How long the last write+fsync took: the bound of the next gather.
-    pub(crate) last_commit: Duration,
-    /// Waiters answered by the last commit: those expected back for the
-    /// next one.
-    pub(crate) last_cohort: usize,
+    /// The buffer swapped with the queue's (kept to reuse its allocation).
+    pub(crate) spare: Vec<u8>,
+    /// Set when the log thread has stopped: nothing is written after that.
+    pub(crate) stopped: bool,
+}
+
+/// Under `everysec` and `no`: writes everything queued so far, from the
+/// calling connection's thread, unless someone else holds the writer (the
+/// log thread fsyncing, or another connection writing; the caller then
+/// waits for the log thread). True when the caller need not wait: every
+/// record queued before the call is in the file (or the log has stopped).
+pub(crate) fn write_now(writer: &Mutex<Writer>) -> bool {
+    let Some(mut w) = writer.try_lock() else {
+        return false;
+    };
+    if w.stopped {
+        return true;
+    }
+    let core = w.core.clone();
+    {
+        let mut q = core.queue.lock();
+        if q.buf.is_empty() {
+            // whoever swapped the queue out held the writer, and is done
+            return core.ok.load(Ordering::Relaxed);
+        }
+        w.take_queued(&mut q);
+    }
+    core.drained.notify_all();
+    w.absorb_spare();
+    w.flush(false).is_ok()
 }
 
 impl Writer {
+    /// Takes the queued records (into `spare`) with the queue locked.
+    fn take_queued(&mut self, q: &mut Queue) {
+        std::mem::swap(&mut q.buf, &mut self.spare);
+        self.pending_seq = q.seq;
+    }
+
+    /// Appends the records taken by [`take_queued`](Self::take_queued) to
+    /// what is pending.
+    fn absorb_spare(&mut self) {
+        if self.pending.is_empty() {
+            std::mem::swap(&mut self.pending, &mut self.spare);
+        } else {
+            self.pending.extend_from_slice(&self.spare);
+        }
+        self.spare.clear();
+        if self.spare.capacity() > QUEUE_LIMIT {
+            self.spare = Vec::new();
+        }
+    }
+
     /// Writes what is pending and, if `fsync`, makes it durable. On error
     /// the segment is cut back to its durable length so a retry rewrites
     /// everything after it.
@@ -421,165 +493,163 @@ impl Writer {
         self.core.segment.store(next, Ordering::Relaxed);
         Ok(next)
     }
+}
 
-    /// Gathers until `want` connections wait, or the runtime runs out of
-    /// work, or [`GATHER_MAX_BUSY`] passed. The commit starts the moment
-    /// the runtime parks, with no confirmation that it stays idle: measured
-    /// against waiting 10, 30 or 80 us for that, starting at once was
-    /// fastest (pipeline 1: 66-72k SET/s against 59-64k with 30 us), as a
-    /// commit that starts early overlaps with the requests still coming.
-    fn gather_until_idle(
-        &self,
-        core: &Core,
-        activity: &RuntimeActivity,
-        q: &mut parking_lot::MutexGuard<'_, Queue>,
-    ) {
-        let cap = Instant::now() + GATHER_MAX_BUSY;
-        while q.waiters < q.want && q.rotate.is_none() && !q.stop {
-            let now = Instant::now();
-            if now >= cap {
-                break;
-            }
-            if activity.is_idle() {
-                break;
-            }
-            // woken when the runtime parks or `want` is reached
-            let _ = core.wake.wait_until(q, cap);
+/// Gathers until `want` connections wait, or the runtime runs out of
+/// work, or [`GATHER_MAX_BUSY`] passed. The commit starts the moment
+/// the runtime parks, with no confirmation that it stays idle: measured
+/// against waiting 10, 30 or 80 us for that, starting at once was
+/// fastest (pipeline 1: 66-72k SET/s against 59-64k with 30 us), as a
+/// commit that starts early overlaps with the requests still coming.
+fn gather_until_idle(
+    core: &Core,
+    activity: &RuntimeActivity,
+    q: &mut parking_lot::MutexGuard<'_, Queue>,
+) {
+    let cap = Instant::now() + GATHER_MAX_BUSY;
+    while q.waiters < q.want && q.rotate.is_none() && !q.stop {
+        let now = Instant::now();
+        if now >= cap {
+            break;
+        }
+        if activity.is_idle() {
+            break;
+        }
+        // woken when the runtime parks or `want` is reached
+        let _ = core.wake.wait_until(q, cap);
+    }
+}
+
+/// Without a runtime gauge: gathers until `want` connections wait, or
+/// no new one came for [`GATHER_GAP`], or as long as the last commit
+/// took. The gap counts from the first waiter seen coming back: before
+/// that the runtime is still busy sending the last commit's replies.
+fn gather_until_gap(
+    core: &Core,
+    last_commit: Duration,
+    q: &mut parking_lot::MutexGuard<'_, Queue>,
+) {
+    let cap = Instant::now() + last_commit.min(GATHER_MAX);
+    let (mut seen, mut came) = (q.waiters, false);
+    while q.waiters < q.want && q.rotate.is_none() && !q.stop {
+        let until = cap.min(Instant::now() + GATHER_GAP);
+        let timed_out = core.wake.wait_until(q, until).timed_out();
+        if q.waiters > seen {
+            (seen, came) = (q.waiters, true);
+        } else if timed_out && came {
+            break; // nobody came for GATHER_GAP
+        }
+        if Instant::now() >= cap {
+            break;
         }
     }
+}
 
-    /// Without a runtime gauge: gathers until `want` connections wait, or
-    /// no new one came for [`GATHER_GAP`], or as long as the last commit
-    /// took. The gap counts from the first waiter seen coming back: before
-    /// that the runtime is still busy sending the last commit's replies.
-    fn gather_until_gap(&self, core: &Core, q: &mut parking_lot::MutexGuard<'_, Queue>) {
-        let cap = Instant::now() + self.last_commit.min(GATHER_MAX);
-        let (mut seen, mut came) = (q.waiters, false);
-        while q.waiters < q.want && q.rotate.is_none() && !q.stop {
-            let until = cap.min(Instant::now() + GATHER_GAP);
-            let timed_out = core.wake.wait_until(q, until).timed_out();
-            if q.waiters > seen {
-                (seen, came) = (q.waiters, true);
-            } else if timed_out && came {
-                break; // nobody came for GATHER_GAP
-            }
-            if Instant::now() >= cap {
-                break;
-            }
+/// Waits (with the queue locked, the writer not) until the log thread has
+/// something to do.
+fn wait_for_work(core: &Core, q: &mut parking_lot::MutexGuard<'_, Queue>) {
+    loop {
+        if q.rotate.is_some() || q.stop {
+            return;
         }
-    }
-
-    /// The log thread's loop.
-    pub(crate) fn run(mut self) {
-        let core = self.core.clone();
         if core.policy == FsyncPolicy::Always {
-            // gathers time out after GATHER_GAP; the default timer slack
-            // (50 us) would stretch that by half
-            // SAFETY: prctl with integer arguments only changes this
-            // thread's timer slack.
-            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 10_000u64, 0u64, 0u64, 0u64) };
-        }
-        let mut spare = Vec::new();
-        loop {
-            let (rotate, stop) = {
-                let mut q = core.queue.lock();
-                // under `always`: the cohort answered by the last commit and
-                // those who queued behind it
-                let expected = self.last_cohort + q.waiters;
-                loop {
-                    if !q.buf.is_empty() || q.rotate.is_some() || q.stop {
-                        break;
-                    }
-                    let deadline = if !core.ok.load(Ordering::Relaxed) {
-                        Some(RETRY_AFTER)
-                    } else if core.policy == FsyncPolicy::EverySec && !self.pending.is_empty() {
-                        Some(Duration::from_secs(1).saturating_sub(self.last_sync.elapsed()))
-                    } else {
-                        None
-                    };
-                    match deadline {
-                        Some(d) if d.is_zero() => break,
-                        Some(d) => {
-                            if core.wake.wait_for(&mut q, d).timed_out() {
-                                break;
-                            }
-                        }
-                        None => core.wake.wait(&mut q),
-                    }
-                }
-                if core.policy != FsyncPolicy::Always
-                    && !q.buf.is_empty()
-                    && q.rotate.is_none()
-                    && !q.stop
-                    && core.ok.load(Ordering::Relaxed)
-                {
-                    // Nobody waits for these records (only `always` replies
-                    // wait), so let more gather: one write() then covers a
-                    // millisecond of records instead of waking this thread
-                    // and writing once per record (measured: pipeline-1 SET
-                    // under everysec went from 78k/s to the no-log rate).
-                    parking_lot::MutexGuard::unlocked(&mut q, || {
-                        std::thread::sleep(WRITE_INTERVAL)
-                    });
-                }
-                if core.policy == FsyncPolicy::Always
-                    && !q.buf.is_empty()
-                    && q.waiters < expected
-                    && q.rotate.is_none()
-                    && !q.stop
-                    && core.ok.load(Ordering::Relaxed)
-                {
-                    // gather (see the module comment)
-                    q.want = expected;
-                    match &core.activity {
-                        Some(a) => self.gather_until_idle(&core, a, &mut q),
-                        None => self.gather_until_gap(&core, &mut q),
-                    }
-                    q.want = usize::MAX;
-                }
-                std::mem::swap(&mut q.buf, &mut spare);
-                self.pending_seq = q.seq;
-                self.last_cohort = std::mem::take(&mut q.waiters);
-                core.has_waiters.store(false, Ordering::Relaxed);
-                (q.rotate.take(), q.stop)
-            };
-            core.drained.notify_all();
-            if self.pending.is_empty() {
-                std::mem::swap(&mut self.pending, &mut spare);
-            } else {
-                self.pending.extend_from_slice(&spare);
-            }
-            spare.clear();
-            if spare.capacity() > QUEUE_LIMIT {
-                spare = Vec::new();
-            }
-            let fsync = match core.policy {
-                FsyncPolicy::Always => true,
-                FsyncPolicy::EverySec => self.last_sync.elapsed() >= Duration::from_secs(1),
-                FsyncPolicy::No => false,
-            };
-            let started = Instant::now();
-            let flushed = self.flush(fsync || stop);
-            self.last_commit = started.elapsed();
-            if flushed.is_err() && !stop {
-                // back off before retrying; new records keep queueing
-                std::thread::sleep(RETRY_AFTER.min(Duration::from_millis(200)));
-            }
-            if let Some(reply) = rotate {
-                let _ = reply.send(self.rotate());
-            }
-            core.maybe_request_compaction();
-            if stop {
-                if let Err(e) = flushed.and_then(|()| self.cut_tail()) {
-                    tracing::error!("final log flush failed: {}", error_text(&e));
-                }
+            if !q.buf.is_empty() {
                 return;
             }
-            if flushed.is_ok() {
-                // the commit's waiters are woken: their replies and next
-                // requests take longer than this
-                self.preallocate();
+            if core.ok.load(Ordering::Relaxed) {
+                core.wake.wait(q);
+            } else if core.wake.wait_for(q, RETRY_AFTER).timed_out() {
+                return;
             }
+        } else {
+            // replies write their own records; come for a waiter (the
+            // writer was busy), a full queue, and every LEFTOVERS_EVERY
+            // (leftovers, the everysec fsync, a retry after an error)
+            if q.waiters > 0 || q.buf.len() >= QUEUE_LIMIT {
+                return;
+            }
+            if core.wake.wait_for(q, LEFTOVERS_EVERY).timed_out() {
+                return;
+            }
+        }
+    }
+}
+
+/// The log thread's loop.
+pub(crate) fn run(writer: Arc<Mutex<Writer>>) {
+    let core = writer.lock().core.clone();
+    if core.policy == FsyncPolicy::Always {
+        // gathers time out after GATHER_GAP; the default timer slack
+        // (50 us) would stretch that by half
+        // SAFETY: prctl with integer arguments only changes this
+        // thread's timer slack.
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 10_000u64, 0u64, 0u64, 0u64) };
+    }
+    // under `always`: how long the last write+fsync took (the bound of the
+    // next gather), and the waiters it answered (those expected back)
+    let mut last_commit = Duration::ZERO;
+    let mut last_cohort = 0;
+    loop {
+        let expected = {
+            let mut q = core.queue.lock();
+            wait_for_work(&core, &mut q);
+            last_cohort + q.waiters
+        };
+        // lock order: writer, then queue
+        let mut w = writer.lock();
+        let (rotate, stop) = {
+            let mut q = core.queue.lock();
+            if core.policy == FsyncPolicy::Always
+                && !q.buf.is_empty()
+                && q.waiters < expected
+                && q.rotate.is_none()
+                && !q.stop
+                && core.ok.load(Ordering::Relaxed)
+            {
+                // gather (see the module comment)
+                q.want = expected;
+                match &core.activity {
+                    Some(a) => gather_until_idle(&core, a, &mut q),
+                    None => gather_until_gap(&core, last_commit, &mut q),
+                }
+                q.want = usize::MAX;
+            }
+            if !q.buf.is_empty() {
+                w.take_queued(&mut q);
+            }
+            last_cohort = std::mem::take(&mut q.waiters);
+            core.has_waiters.store(false, Ordering::Relaxed);
+            (q.rotate.take(), q.stop)
+        };
+        core.drained.notify_all();
+        w.absorb_spare();
+        let fsync = match core.policy {
+            FsyncPolicy::Always => true,
+            FsyncPolicy::EverySec => w.last_sync.elapsed() >= Duration::from_secs(1),
+            FsyncPolicy::No => false,
+        };
+        let started = Instant::now();
+        let flushed = w.flush(fsync || stop);
+        last_commit = started.elapsed();
+        if let Some(reply) = rotate {
+            let _ = reply.send(w.rotate());
+        }
+        core.maybe_request_compaction();
+        if stop {
+            if let Err(e) = flushed.and_then(|()| w.cut_tail()) {
+                tracing::error!("final log flush failed: {}", error_text(&e));
+            }
+            w.stopped = true;
+            return;
+        }
+        if flushed.is_ok() {
+            // the commit's waiters are woken: their replies and next
+            // requests take longer than this
+            w.preallocate();
+        } else {
+            // back off before retrying; new records keep queueing
+            drop(w);
+            std::thread::sleep(RETRY_AFTER.min(Duration::from_millis(200)));
         }
     }
 }

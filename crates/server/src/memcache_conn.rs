@@ -64,6 +64,8 @@ pub async fn serve(
         info.set_memcache_state(McConnState::ParseCmd);
         let now = magpie_engine::now_ms();
         let mut off = 0;
+        // where the log stood before this batch (see `write`)
+        let mark = shared.persist.get().map_or(0, |p| p.mark());
         let mut close = false;
         let mut commands = 0u64;
         observer.begin(&shared.slowlog);
@@ -110,7 +112,10 @@ pub async fn serve(
                         break;
                     }
                     if out.len() >= FLUSH_AT {
-                        if write(&shared, &mc, &mut stream, &mut out).await.is_err() {
+                        if write(&shared, &mc, &mut stream, &mut out, mark)
+                            .await
+                            .is_err()
+                        {
                             break 'conn;
                         }
                         started = Instant::now();
@@ -143,7 +148,11 @@ pub async fn serve(
         if !out.is_empty() {
             info.set_memcache_state(McConnState::MWrite);
         }
-        if write(&shared, &mc, &mut stream, &mut out).await.is_err() || close {
+        if write(&shared, &mc, &mut stream, &mut out, mark)
+            .await
+            .is_err()
+            || close
+        {
             break;
         }
         info.set_memcache_state(waiting);
@@ -182,14 +191,15 @@ async fn write(
     mc: &McState,
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
+    mark: u64,
 ) -> std::io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
     if let Some(p) = shared.persist.get() {
-        // appendfsync always: no reply leaves before the records of the
-        // writes it acknowledges (or shows) are on disk; one wait per batch
-        p.wait_durable().await;
+        // no reply leaves before the records of the writes it acknowledges
+        // (or shows) are durable per the policy; one wait per batch
+        p.wait_durable(mark).await;
     }
     stream.write_all(out).await?;
     shared

@@ -251,3 +251,108 @@ fn failing_log_refuses_http_writes_but_serves_reads() {
     p.wait_durable_blocking();
     p.shutdown();
 }
+
+/// Sends one RESP command on `s` and reads until `expected.len()` bytes came
+/// (or the read timeout passes).
+fn exchange(s: &mut std::net::TcpStream, line: &str, expected: &str) -> std::io::Result<String> {
+    use std::io::Write as _;
+    send(s, line);
+    let _ = s.flush();
+    read_reply(s, expected.len())
+}
+
+fn send(s: &mut std::net::TcpStream, line: &str) {
+    use std::io::Write as _;
+    let words: Vec<&str> = line.split(' ').collect();
+    let mut req = format!("*{}\r\n", words.len());
+    for w in words {
+        req.push_str(&format!("${}\r\n{w}\r\n", w.len()));
+    }
+    s.write_all(req.as_bytes()).unwrap();
+}
+
+fn read_reply(s: &mut std::net::TcpStream, len: usize) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut buf = vec![0u8; len];
+    s.read_exact(&mut buf)?;
+    Ok(String::from_utf8(buf).unwrap())
+}
+
+/// Over real sockets, under each policy: while the log fails, the reply to
+/// a write accepted before the failure was known waits (it is not durable),
+/// another connection's reads are answered at once instead of queueing
+/// behind it, new writes get MISCONF, and the waiting write is acknowledged
+/// once a retry succeeds.
+#[test]
+fn over_a_socket_reads_are_answered_while_a_write_waits_for_the_failing_log() {
+    for policy in [FsyncPolicy::Always, FsyncPolicy::EverySec, FsyncPolicy::No] {
+        let dir = tempfile::tempdir().unwrap();
+        let cli = Cli::parse_from(["magpie", "--dir", dir.path().to_str().unwrap()]);
+        let shared = Shared::new(cli.config);
+        let fail = Arc::new(AtomicBool::new(false));
+        let p = Persistence::open(
+            shared.engine.clone(),
+            Options {
+                fsync: policy,
+                fs: Arc::new(FaultyFs {
+                    fail: fail.clone(),
+                    ..FaultyFs::default()
+                }),
+                ..Options::new(dir.path())
+            },
+        )
+        .unwrap();
+        let _ = shared.persist.set(p.clone());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        rt.spawn(crate::listener::run_resp(shared.clone(), listener));
+        let connect = || {
+            let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s
+        };
+        let (mut writer, mut reader) = (connect(), connect());
+        assert_eq!(
+            exchange(&mut writer, "SET k v1", "+OK\r\n").unwrap(),
+            "+OK\r\n"
+        );
+
+        fail.store(true, Ordering::SeqCst);
+        send(&mut writer, "SET k v2");
+        wait_until("the failure to be noticed", || !p.is_ok());
+        writer
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        assert!(
+            read_reply(&mut writer, 5).is_err(),
+            "{policy}: SET acknowledged while its record could not be written"
+        );
+        let got = exchange(&mut reader, "GET k", "$2\r\nv2\r\n").unwrap();
+        assert_eq!(got, "$2\r\nv2\r\n", "{policy}");
+        let misconf = "-MISCONF Errors writing to the AOF file: No space left on device\r\n";
+        assert_eq!(exchange(&mut reader, "SET k v3", misconf).unwrap(), misconf);
+
+        fail.store(false, Ordering::SeqCst);
+        writer
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        assert_eq!(read_reply(&mut writer, 5).unwrap(), "+OK\r\n", "{policy}");
+        assert_eq!(
+            exchange(&mut reader, "SET k v4", "+OK\r\n").unwrap(),
+            "+OK\r\n"
+        );
+        shared.stopping.store(true, Ordering::SeqCst);
+        shared.shutdown.notify_waiters();
+        drop(rt);
+        p.shutdown();
+        let report = magpie_persist::check(dir.path()).unwrap();
+        assert_eq!(report.sets, 3, "{policy}: {report}");
+    }
+}

@@ -59,6 +59,8 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
 
         let mut off = 0;
         let now = magpie_engine::now_ms();
+        // where the log stood before this batch (see `write`)
+        let mark = shared.persist.get().map_or(0, |p| p.mark());
         let mut failed = false;
         let mut over_limit = false;
         observer.begin(&shared.slowlog);
@@ -108,7 +110,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
                     }
                     off += req.consumed;
                     if out.len() >= FLUSH_AT {
-                        if write(&shared, &mut stream, &mut out).await.is_err() {
+                        if write(&shared, &mut stream, &mut out, mark).await.is_err() {
                             return;
                         }
                         started = Instant::now();
@@ -133,7 +135,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
             st.last_cmd.clear();
             st.last_cmd.push_str(session.last_cmd);
         }
-        if write(&shared, &mut stream, &mut out).await.is_err() || failed || session.close {
+        if write(&shared, &mut stream, &mut out, mark).await.is_err() || failed || session.close {
             break;
         }
         let buffered = parser.query_buffer_len(&rbuf);
@@ -169,14 +171,19 @@ fn big_arg_over(args: Args<'_>, query_limit: usize) -> bool {
         .any(|a| a.len() >= BIG_ARG && a.len() + 2 > query_limit)
 }
 
-async fn write(shared: &Shared, stream: &mut TcpStream, out: &mut Vec<u8>) -> std::io::Result<()> {
+async fn write(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+    mark: u64,
+) -> std::io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
     if let Some(p) = shared.persist.get() {
-        // appendfsync always: no reply leaves before the records of the
-        // writes it acknowledges (or shows) are on disk; one wait per batch
-        p.wait_durable().await;
+        // no reply leaves before the records of the writes it acknowledges
+        // (or shows) are durable per the policy; one wait per batch
+        p.wait_durable(mark).await;
     }
     stream.write_all(out).await?;
     shared

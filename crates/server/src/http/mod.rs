@@ -151,9 +151,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
 }
 
 /// Wraps every writing route: while the log cannot be written the write is
-/// refused with 503 (RESP says MISCONF, memcached SERVER_ERROR), and under
-/// `appendfsync always` the response waits until the write is durable, so
-/// an acknowledged write survives a crash on every front door.
+/// refused with 503 (RESP says MISCONF, memcached SERVER_ERROR), and the
+/// response waits until the write is durable per the policy (fsynced under
+/// `always`, in the file otherwise), so an acknowledged write survives a
+/// crash on every front door.
 async fn durable_write(
     State(st): State<Arc<HttpState>>,
     req: axum::extract::Request,
@@ -167,9 +168,10 @@ async fn durable_write(
         )
         .into_response();
     }
+    let mark = st.shared.persist.get().map_or(0, |p| p.mark());
     let response = next.run(req).await;
     if let Some(p) = st.shared.persist.get() {
-        p.wait_durable().await;
+        p.wait_durable(mark).await;
     }
     response
 }
