@@ -8,6 +8,9 @@
 #   scripts/bench-persist.sh               # REPS=3, SECS=3 (about 4 minutes)
 #   FSYNCS=always REPS=2 scripts/bench-persist.sh   # only the `always` cases
 # The server binary is taken from $CARGO_TARGET_DIR (default ./target).
+#   BASE=/tmp/old/magpie scripts/bench-persist.sh  # also an earlier build,
+#       labelled "base", in the same alternation (A/B of a change)
+#   REDIS=0 ...                                    # leave Redis out
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q
@@ -21,6 +24,10 @@ REPS=${REPS:-3}
 SECS=${SECS:-3}
 PORT=${PORT:-13110}
 FSYNCS=${FSYNCS:-always everysec}
+BASE=${BASE:-}
+SERVERS="magpie"
+[ "${REDIS:-1}" != 0 ] && SERVERS="redis $SERVERS"
+[ -n "$BASE" ] && SERVERS="$SERVERS base"
 OUT=${OUT:-$BENCH_TMP/persist-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 RES=$OUT/results.csv
@@ -53,7 +60,9 @@ run_case() { # rep server fsync
         taskset -c 1 redis-server --bind 127.0.0.1 --port "$PORT" --save "" \
             --appendonly yes --appendfsync "$fs" --dir "$d" >"$OUT/$srv-$fs.log" 2>&1 &
     else
-        taskset -c 1 "$MAGPIE" serve --port "$PORT" --memcache-port 0 \
+        local bin=$MAGPIE
+        [ "$srv" = base ] && bin=$BASE
+        taskset -c 1 "$bin" serve --port "$PORT" --memcache-port 0 \
             --http-port 0 --dir "$d" --appendfsync "$fs" >"$OUT/$srv-$fs.log" 2>&1 &
     fi
     SERVER=$!
@@ -71,8 +80,9 @@ run_case() { # rep server fsync
 }
 
 for rep in $(seq 1 "$REPS"); do
-    order="redis magpie"
-    [ $((rep % 2)) = 0 ] && order="magpie redis"
+    # alternate: the servers in order on odd repetitions, reversed on even
+    order=$SERVERS
+    [ $((rep % 2)) = 0 ] && order=$(echo "$SERVERS" | tr ' ' '\n' | tac | tr '\n' ' ')
     for fs in $FSYNCS; do
         for srv in $order; do
             run_case "$rep" "$srv" "$fs"

@@ -315,10 +315,11 @@ impl Persistence {
     /// once, so reads keep working; one that wrote waits until a retry
     /// succeeds.
     pub async fn wait_durable(&self, mark: u64) {
-        if self.durable_seq() >= self.assigned_seq() {
+        let target = self.assigned_seq();
+        if self.durable_seq() >= target {
             return;
         }
-        let wrote = self.assigned_seq() > mark;
+        let wrote = target > mark;
         let healthy = self.core.ok.load(Ordering::Relaxed);
         if !healthy && !wrote {
             return;
@@ -327,7 +328,7 @@ impl Persistence {
             // let the other connections of this runtime thread queue their
             // records first: one write() then covers them all
             tokio::task::yield_now().await;
-            if write_now(&self.writer) {
+            if self.durable_seq() >= target || write_now(&self.writer) {
                 return;
             }
         }
