@@ -94,7 +94,7 @@ pub(crate) struct Core {
     pub(crate) dir: PathBuf,
     pub(crate) policy: FsyncPolicy,
     queue: Mutex<Queue>,
-    pub(crate) wake: Condvar,
+    wake: Condvar,
     drained: Condvar,
     /// Sequence number of the last record accepted (mirror of queue.seq).
     pub(crate) assigned: AtomicU64,
@@ -592,8 +592,11 @@ pub(crate) fn run(writer: Arc<Mutex<Writer>>) {
     loop {
         let expected = {
             let mut q = core.queue.lock();
+            // under `always`: the cohort answered by the last commit and
+            // those who queued behind it
+            let expected = last_cohort + q.waiters;
             wait_for_work(&core, &mut q);
-            last_cohort + q.waiters
+            expected
         };
         // lock order: writer, then queue
         let mut w = writer.lock();

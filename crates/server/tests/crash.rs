@@ -1,6 +1,7 @@
-//! Crash tests against the real binary: SIGKILL under concurrent writes with
-//! `--appendfsync always`, restart, and check that every acknowledged write
-//! is there; absolute TTLs across restarts; compaction racing with writes.
+//! Crash tests against the real binary: SIGKILL under concurrent writes and
+//! deletes (under each fsync policy), restart, and check that every
+//! acknowledged write is there; absolute TTLs across restarts; compaction
+//! racing with writes and deletes.
 
 mod common;
 
@@ -94,19 +95,20 @@ fn start_with(dir: &Path, fsync: &str, extra: &[&str]) -> Server {
     magpie(&flags)
 }
 
-/// What each writer knows about a key: the value last acknowledged and the
-/// value sent but not acknowledged when the server died (which may or may
-/// not have become durable).
+/// What each writer knows about a key: the value last acknowledged (None:
+/// absent) and the SET or DEL sent but not acknowledged when the server
+/// died (which may or may not have become durable; `Some(None)` is a DEL).
 #[derive(Default, Clone)]
 struct KeyState {
     acked: Option<String>,
-    in_flight: Option<String>,
+    in_flight: Option<Option<String>>,
 }
 
 type Model = Arc<Mutex<HashMap<String, KeyState>>>;
 
-/// Runs `writers` threads doing SETs on keys `w{t}:{0..keys}` until the
-/// server is killed after `load` of load. Returns when all writers stopped.
+/// Runs 4 writer threads doing SETs and (one in five) DELs on keys
+/// `w{t}:{0..keys}` until the server is killed after `load` of load.
+/// Returns when all writers stopped.
 fn load_then_kill(
     server: &mut Server,
     model: &Model,
@@ -127,21 +129,29 @@ fn load_then_kill(
                 // writes until the kill breaks the connection; bounded all the same
                 for i in 0..1_000_000u32 {
                     let key = format!("w{t}:{}", rng.below(keys));
-                    let value = format!("r{round}:i{i}:{}", "x".repeat(rng.below(64) as usize));
+                    let value = (rng.below(5) != 0)
+                        .then(|| format!("r{round}:i{i}:{}", "x".repeat(rng.below(64) as usize)));
                     model
                         .lock()
                         .unwrap()
                         .entry(key.clone())
                         .or_default()
                         .in_flight = Some(value.clone());
-                    match c.call(&[b"SET", key.as_bytes(), value.as_bytes()]) {
-                        Ok(Some(r)) if r == b"+OK" => {
+                    let reply = match &value {
+                        Some(v) => c.call(&[b"SET", key.as_bytes(), v.as_bytes()]),
+                        None => c.call(&[b"DEL", key.as_bytes()]),
+                    };
+                    match reply {
+                        Ok(Some(r))
+                            if r == b"+OK" && value.is_some()
+                                || (r == b":1" || r == b":0") && value.is_none() =>
+                        {
                             let mut m = model.lock().unwrap();
                             let s = m.get_mut(&key).unwrap();
-                            s.acked = Some(value);
+                            s.acked = value;
                             s.in_flight = None;
                         }
-                        Ok(other) => panic!("SET {key} answered {other:?}"),
+                        Ok(other) => panic!("{key}: {value:?} answered {other:?}"),
                         Err(_) => return,
                     }
                 }
@@ -158,7 +168,8 @@ fn load_then_kill(
 }
 
 /// Every key's value after restart is its last acknowledged value, or the
-/// one that was in flight when the server died.
+/// one that was in flight when the server died. Returns how many keys the
+/// server holds with their acknowledged (present) value.
 fn verify(server: &Server, model: &Model) -> usize {
     let model = model.lock().unwrap().clone();
     let keys: Vec<String> = model.keys().cloned().collect();
@@ -168,11 +179,11 @@ fn verify(server: &Server, model: &Model) -> usize {
         for (k, got) in chunk.iter().zip(c.get_many(chunk)) {
             let s = &model[k];
             let got = got.map(|v| String::from_utf8(v).unwrap());
-            if s.acked.is_some() {
+            if got.is_some() && got == s.acked {
                 acked += 1;
             }
             assert!(
-                got == s.acked || (got.is_some() && got == s.in_flight),
+                got == s.acked || s.in_flight.as_ref() == Some(&got),
                 "{k}: got {got:?}, acknowledged {:?}, in flight {:?}",
                 s.acked,
                 s.in_flight
@@ -221,7 +232,11 @@ fn sigkill_rounds(fsync: &str, rounds: u32) {
     }
     let server = start_with(dir.path(), fsync, &[]);
     let acked = verify(&server, &model);
-    assert_eq!(acked, total);
+    // each of the 4 writers had at most one write in flight at the last kill
+    assert!(
+        acked + 4 >= total,
+        "{acked} of {total} acknowledged values found"
+    );
     assert!(
         total > 100,
         "too little load to mean anything: {total} keys"
@@ -243,7 +258,7 @@ fn acknowledged_writes_survive_sigkill_under_everysec_and_no() {
 }
 
 #[test]
-fn compaction_racing_with_writes_then_crash() {
+fn compaction_racing_with_writes_and_deletes_then_crash() {
     let dir = tempfile::tempdir().unwrap();
     let model: Model = Arc::default();
     let mut rng = Rng::new();
