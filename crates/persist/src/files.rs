@@ -249,6 +249,9 @@ impl Fs for RealFs {
 pub struct FaultyFs {
     /// While true, every write and sync fails.
     pub fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// While true, only syncs fail (EIO): writes reach the page cache but
+    /// cannot be made durable.
+    pub fail_sync: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// While true, preallocation fails halfway (ENOSPC after writing half
     /// of the zeros) while record writes still succeed.
     pub fail_zero_fill: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -257,6 +260,7 @@ pub struct FaultyFs {
 struct FaultySegment {
     inner: RealSegment,
     fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    fail_sync: std::sync::Arc<std::sync::atomic::AtomicBool>,
     fail_zero_fill: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -276,6 +280,9 @@ impl SegmentFile for FaultySegment {
     }
     fn sync(&mut self) -> io::Result<()> {
         self.check()?;
+        if self.fail_sync.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
         self.inner.sync()
     }
     fn truncate(&mut self, len: u64) -> io::Result<()> {
@@ -299,6 +306,7 @@ impl Fs for FaultyFs {
         Ok(Box::new(FaultySegment {
             inner: RealSegment::open(path)?,
             fail: self.fail.clone(),
+            fail_sync: self.fail_sync.clone(),
             fail_zero_fill: self.fail_zero_fill.clone(),
         }))
     }

@@ -133,6 +133,22 @@ pub struct RecoveryReport {
     pub millis: u128,
 }
 
+/// The log failed while a batch's reply waited for its records: the writes
+/// are applied in memory and stay queued (written, and so kept, once a
+/// retry succeeds), so after a crash their outcome is unknown. The server
+/// closes such a connection unanswered rather than acknowledge a write it
+/// could lose, or refuse one it may keep; the text is the I/O error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotDurable(pub String);
+
+impl std::fmt::Display for NotDurable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the log cannot be written: {}", self.0)
+    }
+}
+
+impl std::error::Error for NotDurable {}
+
 /// An open data directory: the log thread, the compaction thread and the
 /// directory lock. Installed as the engine's mutation sink by [`open`](Persistence::open).
 pub struct Persistence {
@@ -239,6 +255,7 @@ impl Persistence {
             written: 0,
             pending_seq: 0,
             last_sync: Instant::now(),
+            sync_failed: false,
             spare: Vec::new(),
             stopped: false,
         }));
@@ -312,32 +329,41 @@ impl Persistence {
     ///
     /// While the log cannot be written, a batch during which no record was
     /// accepted since `mark` (reads; writes are refused then) returns at
-    /// once, so reads keep working; one that wrote waits until a retry
-    /// succeeds.
-    pub async fn wait_durable(&self, mark: u64) {
+    /// once, so reads keep working. One that wrote gets [`NotDurable`]
+    /// instead of waiting for the disk to come back, which could be never.
+    pub async fn wait_durable(&self, mark: u64) -> Result<(), NotDurable> {
         let target = self.assigned_seq();
         if self.durable_seq() >= target {
-            return;
+            return Ok(());
         }
         let wrote = target > mark;
         let healthy = self.core.ok.load(Ordering::Relaxed);
-        if !healthy && !wrote {
-            return;
-        }
         if self.core.policy != FsyncPolicy::Always && healthy {
             // let the other connections of this runtime thread queue their
             // records first: one write() then covers them all
             tokio::task::yield_now().await;
             if self.durable_seq() >= target || write_now(&self.writer) {
-                return;
+                return Ok(());
             }
+        } else if !healthy {
+            return self.failed_wait(target, wrote);
         }
         let target = self.core.register_waiter();
         let mut rx = self.core.durable_tx.subscribe();
         let core = &self.core;
         let _ = rx
-            .wait_for(|d| *d >= target || (!wrote && !core.ok.load(Ordering::Relaxed)))
+            .wait_for(|d| *d >= target || !core.ok.load(Ordering::Relaxed))
             .await;
+        self.failed_wait(target, wrote)
+    }
+
+    /// The end of a wait that the log's health may have cut short.
+    fn failed_wait(&self, target: u64, wrote: bool) -> Result<(), NotDurable> {
+        if !wrote || self.durable_seq() >= target {
+            Ok(())
+        } else {
+            Err(NotDurable(self.last_error()))
+        }
     }
 
     /// Fans durability news out to the connections waiting in

@@ -534,7 +534,7 @@ fn always_policy_makes_each_write_durable_before_wait_returns() {
     for i in 0..20 {
         let mark = p.mark();
         set(&e, 0, &format!("k{i}"), "v");
-        rt.block_on(p.wait_durable(mark));
+        rt.block_on(p.wait_durable(mark)).unwrap();
         assert!(p.durable_seq() >= p.assigned_seq());
         // durable means on disk: the file already holds the record
         assert!(fs::metadata(last_segment(dir.path())).unwrap().len() > 0);
@@ -563,7 +563,7 @@ fn under_everysec_and_no_a_reply_waits_until_its_records_are_in_the_file() {
             let mark = p.mark();
             let before = len();
             set(&e, 0, &format!("k{i}"), "v");
-            rt.block_on(p.wait_durable(mark));
+            rt.block_on(p.wait_durable(mark)).unwrap();
             assert!(p.durable_seq() >= p.assigned_seq(), "{policy}");
             // a crash of the process after the reply loses nothing: the
             // record is in the file (the page cache), fsynced or not
@@ -589,7 +589,7 @@ fn under_everysec_and_no_a_reply_waits_until_its_records_are_in_the_file() {
 }
 
 #[test]
-fn while_the_log_fails_a_batch_that_wrote_waits_and_one_that_only_read_does_not() {
+fn while_the_log_fails_a_batch_that_wrote_is_not_acknowledged_and_one_that_only_read_is() {
     for policy in [FsyncPolicy::Always, FsyncPolicy::EverySec, FsyncPolicy::No] {
         let dir = tempfile::tempdir().unwrap();
         let fail = Arc::new(AtomicBool::new(false));
@@ -628,23 +628,37 @@ fn while_the_log_fails_a_batch_that_wrote_waits_and_one_that_only_read_does_not(
             );
             std::thread::sleep(Duration::from_millis(5));
         }
-        std::thread::sleep(Duration::from_millis(300));
-        assert!(
-            !writer.is_finished(),
-            "{policy}: a write was acknowledged while its record could not be written"
+        // the write is neither acknowledged nor left waiting for a disk
+        // that may never come back
+        let wrote = rt
+            .block_on(async { tokio::time::timeout(Duration::from_secs(5), writer).await })
+            .expect("{policy}: a write waited for the failing log")
+            .unwrap();
+        assert_eq!(
+            wrote,
+            Err(NotDurable("No space left on device".into())),
+            "{policy}"
         );
         // a batch of reads: no record accepted since its mark
         let read_mark = p.mark();
         let read = rt.block_on(async {
             tokio::time::timeout(Duration::from_secs(1), p.wait_durable(read_mark)).await
         });
-        assert!(read.is_ok(), "{policy}: a read waited for the failing log");
+        assert_eq!(
+            read,
+            Ok(Ok(())),
+            "{policy}: a read waited for the failing log"
+        );
+        // the record stays queued: once a retry succeeds it is durable
         fail.store(false, Ordering::SeqCst);
-        rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), writer).await })
-            .expect("the write is acknowledged once a retry succeeds")
-            .unwrap();
-        assert!(p.is_ok());
-        assert!(p.durable_seq() >= p.assigned_seq());
+        let t = std::time::Instant::now();
+        while !p.is_ok() || p.durable_seq() < p.assigned_seq() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "{policy}: no recovery"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         p.shutdown();
         let keys: Vec<Vec<u8>> = reopen_dump(dir.path()).into_iter().map(|x| x.1).collect();
         assert_eq!(
@@ -653,6 +667,116 @@ fn while_the_log_fails_a_batch_that_wrote_waits_and_one_that_only_read_does_not(
             "{policy}"
         );
     }
+}
+
+#[test]
+fn under_everysec_a_failing_disk_never_takes_acknowledged_records_out_of_the_file() {
+    // under everysec a reply acknowledges a write once its record is in the
+    // file, not yet fsynced: a kill -9 while the disk fails must still find
+    // it there, whether the failing call is the fsync or the write
+    let dir = tempfile::tempdir().unwrap();
+    let faulty = FaultyFs::default();
+    let e = engine();
+    let p = Persistence::open(
+        e.clone(),
+        Options {
+            fsync: FsyncPolicy::EverySec,
+            fs: Arc::new(faulty.clone()),
+            ..Options::new(dir.path())
+        },
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let acked = |key: &str| {
+        let mark = p.mark();
+        set(&e, 0, key, "v");
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), p.wait_durable(mark)).await
+        })
+        .unwrap_or_else(|_| panic!("{key} was not acknowledged"))
+        .unwrap();
+    };
+    // what a restart after kill -9 would find: the files as they are now
+    let crash_copy = || {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(dir.path(), copy.path());
+        let keys: Vec<Vec<u8>> = reopen_dump(copy.path()).into_iter().map(|x| x.1).collect();
+        keys
+    };
+    acked("before");
+    // 1. the once-a-second fsync fails; the records it covered were
+    //    acknowledged, and a write made after it is too (writes still work)
+    faulty.fail_sync.store(true, Ordering::SeqCst);
+    acked("between");
+    let t = std::time::Instant::now();
+    while p.is_ok() {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the fsync never failed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(p.last_error(), "Input/output error");
+    assert_eq!(
+        crash_copy(),
+        vec![b"before".to_vec(), b"between".to_vec()],
+        "a failed fsync took acknowledged records out of the file"
+    );
+    // a write() that works again proves nothing while the fsync fails:
+    // writes stay refused, and a record written then is not acknowledged
+    set(&e, 0, "unacknowledged", "v");
+    assert!(
+        !writer::write_now(&p.writer),
+        "acknowledged without an fsync"
+    );
+    assert!(!p.is_ok(), "a successful write() ended the fsync error");
+    // 2. now the writes fail too: the write in flight is not acknowledged,
+    //    and what was acknowledged stays in the file
+    faulty.fail.store(true, Ordering::SeqCst);
+    let mark = p.mark();
+    set(&e, 0, "during", "v");
+    let writer = rt.spawn({
+        let p = p.clone();
+        async move { p.wait_durable(mark).await }
+    });
+    let wrote = rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(5), writer).await })
+        .expect("a write waited for the failing log")
+        .unwrap();
+    assert!(wrote.is_err(), "acknowledged an unwritten write");
+    let keys = crash_copy();
+    assert!(
+        keys.contains(&b"before".to_vec()) && keys.contains(&b"between".to_vec()),
+        "a failed write took acknowledged records out of the file: {keys:?}"
+    );
+    // 3. the disk recovers: everything is written and fsynced, the write
+    //    that was not acknowledged included
+    let fsyncs = p.fsyncs();
+    faulty.fail.store(false, Ordering::SeqCst);
+    faulty.fail_sync.store(false, Ordering::SeqCst);
+    let t = std::time::Instant::now();
+    while !p.is_ok() || p.fsyncs() == fsyncs {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "no fsync after recovery"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    p.shutdown();
+    let keys: Vec<Vec<u8>> = reopen_dump(dir.path()).into_iter().map(|x| x.1).collect();
+    assert_eq!(
+        keys,
+        vec![
+            b"before".to_vec(),
+            b"between".to_vec(),
+            b"during".to_vec(),
+            b"unacknowledged".to_vec()
+        ]
+    );
 }
 
 #[test]
@@ -680,7 +804,7 @@ fn always_waiters_share_commits_and_a_cohort_that_leaves_does_not_stall_the_rest
                         set(&e, 0, &format!("w{w}:{i}"), "v");
                         let mine = p.assigned_seq();
                         let t = std::time::Instant::now();
-                        p.wait_durable(mark).await;
+                        p.wait_durable(mark).await.unwrap();
                         slowest = slowest.max(t.elapsed());
                         assert!(p.durable_seq() >= mine);
                     }
@@ -936,7 +1060,7 @@ fn commits_under_always_follow_the_runtime_going_idle() {
                     let mark = p.mark();
                     set(&e, 0, &k, &format!("r{r}"));
                     let before = p.assigned_seq();
-                    p.wait_durable(mark).await;
+                    p.wait_durable(mark).await.unwrap();
                     assert!(p.durable_seq() >= before, "acknowledged before durable");
                 }
             }));

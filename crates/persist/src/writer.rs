@@ -329,6 +329,10 @@ pub(crate) struct Writer {
     /// Sequence number of the last record in `pending`.
     pub(crate) pending_seq: u64,
     pub(crate) last_sync: Instant,
+    /// The last fsync failed: writes stay refused until one succeeds (a
+    /// successful `write()` proves nothing about durability), as Redis's
+    /// `aof_bio_fsync_status` does, and every flush retries the fsync.
+    pub(crate) sync_failed: bool,
     /// The buffer swapped with the queue's (kept to reuse its allocation).
     pub(crate) spare: Vec<u8>,
     /// Set when the log thread has stopped: nothing is written after that.
@@ -358,7 +362,7 @@ pub(crate) fn write_now(writer: &Mutex<Writer>) -> bool {
     }
     core.drained.notify_all();
     w.absorb_spare();
-    w.flush(false).is_ok()
+    w.flush(false).is_ok() && !w.sync_failed
 }
 
 impl Writer {
@@ -382,19 +386,16 @@ impl Writer {
         }
     }
 
-    /// Writes what is pending and, if `fsync`, makes it durable. On error
-    /// the segment is cut back to its durable length so a retry rewrites
-    /// everything after it.
+    /// Writes what is pending and, if `fsync`, makes it durable. Nothing
+    /// is cut from the file on error: under `everysec` a reply may already
+    /// have acknowledged the records written, and a kill -9 while the disk
+    /// fails must still find them. A failed write leaves `file_len` at the
+    /// end of the last complete write, and the retry writes the rest over
+    /// whatever part of it reached the file (recovery would see that part
+    /// as a torn tail).
     fn flush(&mut self, fsync: bool) -> std::io::Result<()> {
         let r = self.try_flush(fsync);
         if let Err(e) = &r {
-            let _ = self.file.truncate(self.synced_len);
-            self.file_len = self.synced_len;
-            self.allocated = self.synced_len;
-            self.written = 0;
-            self.core
-                .current_bytes
-                .store(self.file_len, Ordering::Relaxed);
             self.core
                 .set_error(if fsync { "fsyncing" } else { "writing" }, e);
         }
@@ -414,10 +415,19 @@ impl Writer {
         }
         let durable = if fsync {
             if self.synced_len < self.file_len {
-                self.file.sync()?;
+                if let Err(e) = self.file.sync() {
+                    // the kernel may have marked the dirty pages clean
+                    // without writing them: only rewriting them (same
+                    // bytes, same offsets) and a new fsync prove anything
+                    self.file_len = self.synced_len;
+                    self.written = 0;
+                    self.sync_failed = true;
+                    return Err(e);
+                }
                 self.core.fsyncs.fetch_add(1, Ordering::Relaxed);
             }
             self.last_sync = Instant::now();
+            self.sync_failed = false;
             true
         } else {
             self.core.policy == FsyncPolicy::No
@@ -426,6 +436,9 @@ impl Writer {
             self.synced_len = self.file_len;
             self.pending.clear();
             self.written = 0;
+        }
+        if self.sync_failed {
+            return Ok(());
         }
         self.core.set_ok();
         if durable || self.core.policy != FsyncPolicy::Always {
@@ -626,11 +639,12 @@ pub(crate) fn run(writer: Arc<Mutex<Writer>>) {
         };
         core.drained.notify_all();
         w.absorb_spare();
-        let fsync = match core.policy {
-            FsyncPolicy::Always => true,
-            FsyncPolicy::EverySec => w.last_sync.elapsed() >= Duration::from_secs(1),
-            FsyncPolicy::No => false,
-        };
+        let fsync = w.sync_failed
+            || match core.policy {
+                FsyncPolicy::Always => true,
+                FsyncPolicy::EverySec => w.last_sync.elapsed() >= Duration::from_secs(1),
+                FsyncPolicy::No => false,
+            };
         let started = Instant::now();
         let flushed = w.flush(fsync || stop);
         last_commit = started.elapsed();

@@ -182,8 +182,12 @@ async fn write(
     }
     if let Some(p) = shared.persist.get() {
         // no reply leaves before the records of the writes it acknowledges
-        // (or shows) are durable per the policy; one wait per batch
-        p.wait_durable(mark).await;
+        // (or shows) are durable per the policy; one wait per batch. If the
+        // log fails meanwhile the connection closes unanswered (NotDurable)
+        if let Err(e) = p.wait_durable(mark).await {
+            crate::shared::close_not_durable(&e);
+            return Err(std::io::Error::other(e));
+        }
     }
     stream.write_all(out).await?;
     shared

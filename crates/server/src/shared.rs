@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use magpie_engine::{Engine, EngineConfig};
-use magpie_persist::Persistence;
+use magpie_persist::{NotDurable, Persistence};
 use magpie_protocol::resp::Limits;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
@@ -276,4 +276,12 @@ fn random_hex40() -> String {
         .map(|i| format!("{:016x}", RandomState::new().hash_one(i)))
         .collect::<String>()[..40]
         .to_string()
+}
+
+/// Logs why a RESP or memcached connection closes without the replies of
+/// its last batch: the log failed while they waited (see [`NotDurable`]).
+pub fn close_not_durable(e: &NotDurable) {
+    tracing::warn!(
+        "closing a connection unanswered: {e}; its writes are applied in memory and kept only if a retry of the log succeeds"
+    );
 }

@@ -154,7 +154,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
 /// refused with 503 (RESP says MISCONF, memcached SERVER_ERROR), and the
 /// response waits until the write is durable per the policy (fsynced under
 /// `always`, in the file otherwise), so an acknowledged write survives a
-/// crash on every front door.
+/// crash on every front door. A write whose log fails while it waits gets
+/// 503 `not_durable` (RESP and memcached close the connection).
 async fn durable_write(
     State(st): State<Arc<HttpState>>,
     req: axum::extract::Request,
@@ -171,7 +172,18 @@ async fn durable_write(
     let mark = st.shared.persist.get().map_or(0, |p| p.mark());
     let response = next.run(req).await;
     if let Some(p) = st.shared.persist.get() {
-        p.wait_durable(mark).await;
+        if let Err(e) = p.wait_durable(mark).await {
+            // the write is applied in memory but not in the log (see
+            // NotDurable): neither a success nor a refusal
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_durable",
+                format!(
+                    "{e}; the write is applied in memory and is kept only if a retry of the log succeeds"
+                ),
+            )
+            .into_response();
+        }
     }
     response
 }
