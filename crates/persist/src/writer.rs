@@ -430,7 +430,9 @@ impl Writer {
             self.sync_failed = false;
             true
         } else {
-            self.core.policy == FsyncPolicy::No
+            // under `no`, handed to the OS is enough, unless an fsync
+            // failed: then only a rewrite and a successful fsync are
+            self.core.policy == FsyncPolicy::No && !self.sync_failed
         };
         if durable {
             self.synced_len = self.file_len;
