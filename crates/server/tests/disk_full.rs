@@ -1,9 +1,9 @@
 //! A real full disk, not an injected error: the data directory lives on a
 //! 4 MiB tmpfs that the test mounts (it prints a loud SKIPPED line where
-//! mounting is not allowed). The server fills it with SETs until writes are
-//! refused; reads go on; a SIGKILL then and a restart on the still-full disk
-//! keep every acknowledged value; once space is freed, writes resume by
-//! themselves.
+//! mounting is not allowed). A start on a disk with no space fails and says
+//! why. The server fills it with SETs until writes are refused; reads go
+//! on; a SIGKILL then and a restart on the still-full disk keep every
+//! acknowledged value; once space is freed, writes resume by themselves.
 
 mod common;
 
@@ -84,6 +84,44 @@ fn start(dir: &Path, fsync: &str) -> Server {
     magpie(&["--dir", dir.to_str().unwrap(), "--appendfsync", fsync])
 }
 
+/// Starts magpie expecting it to exit; returns its exit code and stderr.
+fn failed_start(dir: &Path, fsync: &str) -> (i32, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_magpie"))
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--memcache-port",
+            "0",
+            "--http-port",
+            "0",
+        ])
+        .args(["--dir", dir.to_str().unwrap(), "--appendfsync", fsync])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{fsync}: magpie started on a disk with no space");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    (status.code().unwrap_or(-1), log)
+}
+
 /// Every acknowledged key has its value.
 fn check(server: &Server, acked: &[usize], fsync: &str) {
     for &i in acked {
@@ -102,9 +140,26 @@ fn a_full_disk_refuses_writes_keeps_reads_and_every_acknowledged_write() {
             eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
             return;
         };
+        let dir = fs.path().join("data");
+        // a fresh data directory on a disk with no space at all: the start
+        // fails and says why
+        let everything = fs.path().join("everything");
+        let mut f = std::fs::File::create(&everything).unwrap();
+        while f.write_all(&[0u8; 64 << 10]).is_ok() {}
+        drop(f);
+        let (code, log) = failed_start(&dir, fsync);
+        assert_eq!(code, 1, "{fsync}: {log}");
+        assert!(
+            log.contains(&format!(
+                "cannot open the data directory {}: No space left on device",
+                dir.display()
+            )),
+            "{fsync}: {log}"
+        );
+        std::fs::remove_file(&everything).unwrap();
+
         let filler: PathBuf = fs.path().join("filler");
         std::fs::write(&filler, vec![0u8; 1 << 20]).unwrap();
-        let dir = fs.path().join("data");
         let mut server = start(&dir, fsync);
 
         // fill the disk: about 200 kB per SET
