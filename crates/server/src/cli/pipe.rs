@@ -71,10 +71,11 @@ pub fn run(args: &CliArgs) -> i32 {
         }
         let mut tail = Vec::new();
         resp::encode_command(&mut tail, &[&b"ECHO"[..], &magic_w]);
-        // set first: the ECHO's reply may come back before write_all returns
+        // both before the ECHO leaves: its reply, and the reader's "Last
+        // reply received" line, may come before write_all returns
         eof_w.store(true, Ordering::Release);
-        writer.write_all(&tail)?;
         println!("All data transferred. Waiting for the last reply...");
+        writer.write_all(&tail)?;
         Ok(())
     });
 
