@@ -42,6 +42,23 @@ fn open_always(dir: &Path) -> (Arc<Engine>, Arc<Persistence>) {
     (e, p)
 }
 
+/// Opens `dir` under `fsync` on a file system whose failures the test
+/// switches on and off through `faulty`.
+fn open_faulty(
+    dir: &Path,
+    fsync: FsyncPolicy,
+    faulty: &FaultyFs,
+) -> (Arc<Engine>, Arc<Persistence>) {
+    let e = engine();
+    let opts = Options {
+        fsync,
+        fs: Arc::new(faulty.clone()),
+        ..Options::new(dir)
+    };
+    let p = Persistence::open(e.clone(), opts).unwrap();
+    (e, p)
+}
+
 type Dump = Vec<(usize, Vec<u8>, Vec<u8>, Meta)>;
 
 /// Every live entry, sorted.
@@ -485,20 +502,9 @@ fn a_crash_at_any_step_of_the_manifest_switch_recovers_the_same_state() {
 #[test]
 fn disk_errors_refuse_then_resume_and_nothing_acknowledged_is_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let fail = Arc::new(AtomicBool::new(false));
-    let e = engine();
-    let p = Persistence::open(
-        e.clone(),
-        Options {
-            fsync: FsyncPolicy::Always,
-            fs: Arc::new(FaultyFs {
-                fail: fail.clone(),
-                ..FaultyFs::default()
-            }),
-            ..Options::new(dir.path())
-        },
-    )
-    .unwrap();
+    let faulty = FaultyFs::default();
+    let fail = &faulty.fail;
+    let (e, p) = open_faulty(dir.path(), FsyncPolicy::Always, &faulty);
     set(&e, 0, "before", "1");
     p.wait_durable_blocking();
     assert!(p.is_ok());
@@ -592,20 +598,9 @@ fn under_everysec_and_no_a_reply_waits_until_its_records_are_in_the_file() {
 fn while_the_log_fails_a_batch_that_wrote_is_not_acknowledged_and_one_that_only_read_is() {
     for policy in [FsyncPolicy::Always, FsyncPolicy::EverySec, FsyncPolicy::No] {
         let dir = tempfile::tempdir().unwrap();
-        let fail = Arc::new(AtomicBool::new(false));
-        let e = engine();
-        let p = Persistence::open(
-            e.clone(),
-            Options {
-                fsync: policy,
-                fs: Arc::new(FaultyFs {
-                    fail: fail.clone(),
-                    ..FaultyFs::default()
-                }),
-                ..Options::new(dir.path())
-            },
-        )
-        .unwrap();
+        let faulty = FaultyFs::default();
+        let fail = &faulty.fail;
+        let (e, p) = open_faulty(dir.path(), policy, &faulty);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -676,16 +671,7 @@ fn under_everysec_a_failing_disk_never_takes_acknowledged_records_out_of_the_fil
     // it there, whether the failing call is the fsync or the write
     let dir = tempfile::tempdir().unwrap();
     let faulty = FaultyFs::default();
-    let e = engine();
-    let p = Persistence::open(
-        e.clone(),
-        Options {
-            fsync: FsyncPolicy::EverySec,
-            fs: Arc::new(faulty.clone()),
-            ..Options::new(dir.path())
-        },
-    )
-    .unwrap();
+    let (e, p) = open_faulty(dir.path(), FsyncPolicy::EverySec, &faulty);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -1088,16 +1074,7 @@ fn a_failed_preallocation_only_means_commits_append_until_a_retry_succeeds() {
     let dir = tempfile::tempdir().unwrap();
     let faulty = FaultyFs::default();
     faulty.fail_zero_fill.store(true, Ordering::SeqCst);
-    let e = engine();
-    let p = Persistence::open(
-        e.clone(),
-        Options {
-            fsync: FsyncPolicy::Always,
-            fs: Arc::new(faulty.clone()),
-            ..Options::new(dir.path())
-        },
-    )
-    .unwrap();
+    let (e, p) = open_faulty(dir.path(), FsyncPolicy::Always, &faulty);
     let seg = last_segment(dir.path());
     for i in 0..20 {
         set(&e, 0, &format!("k{i}"), "v");
