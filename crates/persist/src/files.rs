@@ -177,17 +177,19 @@ impl DirLock {
 /// zero-filled region ahead of the last record ([`zero_fill`](Self::zero_fill))
 /// and writes records into it, so the file's length does not change on a
 /// commit and the commit's fdatasync has no inode to write (measured here:
-/// 122-137 us per 1.6 KB commit against 170-211 us for an append).
-pub trait SegmentFile: Send {
+/// 122-137 us per 1.6 KB commit against 170-211 us for an append). Every
+/// call takes `&self`, so the log thread can fsync a segment while
+/// connections go on writing it.
+pub trait SegmentFile: Send + Sync {
     /// Writes all of `buf` at byte `offset`.
-    fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()>;
+    fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()>;
     /// Makes everything written so far durable (fdatasync).
-    fn sync(&mut self) -> io::Result<()>;
+    fn sync(&self) -> io::Result<()>;
     /// Cuts (or extends) the file to `len` bytes.
-    fn truncate(&mut self, len: u64) -> io::Result<()>;
+    fn truncate(&self, len: u64) -> io::Result<()>;
     /// Writes `len` zero bytes at `offset` and makes them durable: space
     /// that later records overwrite without growing the file.
-    fn zero_fill(&mut self, offset: u64, len: u64) -> io::Result<()> {
+    fn zero_fill(&self, offset: u64, len: u64) -> io::Result<()> {
         const CHUNK: usize = 64 << 10;
         let zeros = [0u8; CHUNK];
         let mut at = 0;
@@ -225,13 +227,13 @@ impl RealSegment {
 }
 
 impl SegmentFile for RealSegment {
-    fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+    fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
         std::os::unix::fs::FileExt::write_all_at(&self.0, buf, offset)
     }
-    fn sync(&mut self) -> io::Result<()> {
+    fn sync(&self) -> io::Result<()> {
         self.0.sync_data()
     }
-    fn truncate(&mut self, len: u64) -> io::Result<()> {
+    fn truncate(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
     }
 }
@@ -243,8 +245,9 @@ impl Fs for RealFs {
 }
 
 /// A file system whose segment writes and fsyncs fail with ENOSPC while a
-/// switch is on: lets tests (and the server's tests) exercise the
-/// refuse-writes-then-resume path without filling a disk.
+/// switch is on, or whose fsyncs are slow: lets tests (and the server's
+/// tests) exercise the refuse-writes-then-resume path without filling a
+/// disk.
 #[derive(Debug, Default, Clone)]
 pub struct FaultyFs {
     /// While true, every write and sync fails.
@@ -255,18 +258,20 @@ pub struct FaultyFs {
     /// While true, preallocation fails halfway (ENOSPC after writing half
     /// of the zeros) while record writes still succeed.
     pub fail_zero_fill: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Milliseconds every sync sleeps before it starts: a slow disk.
+    pub sync_delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Syncs started so far.
+    pub syncs: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 struct FaultySegment {
     inner: RealSegment,
-    fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    fail_sync: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    fail_zero_fill: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    faults: FaultyFs,
 }
 
 impl FaultySegment {
     fn check(&self) -> io::Result<()> {
-        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+        if self.faults.fail.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(io::Error::from_raw_os_error(libc::ENOSPC));
         }
         Ok(())
@@ -274,23 +279,30 @@ impl FaultySegment {
 }
 
 impl SegmentFile for FaultySegment {
-    fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+    fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
         self.check()?;
         self.inner.write_at(offset, buf)
     }
-    fn sync(&mut self) -> io::Result<()> {
+    fn sync(&self) -> io::Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.faults.syncs.fetch_add(1, SeqCst);
+        let delay = self.faults.sync_delay_ms.load(SeqCst);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
         self.check()?;
-        if self.fail_sync.load(std::sync::atomic::Ordering::SeqCst) {
+        if self.faults.fail_sync.load(SeqCst) {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
         self.inner.sync()
     }
-    fn truncate(&mut self, len: u64) -> io::Result<()> {
+    fn truncate(&self, len: u64) -> io::Result<()> {
         self.inner.truncate(len)
     }
-    fn zero_fill(&mut self, offset: u64, len: u64) -> io::Result<()> {
+    fn zero_fill(&self, offset: u64, len: u64) -> io::Result<()> {
         self.check()?;
         if self
+            .faults
             .fail_zero_fill
             .load(std::sync::atomic::Ordering::SeqCst)
         {
@@ -305,9 +317,7 @@ impl Fs for FaultyFs {
     fn open_segment(&self, path: &Path) -> io::Result<Box<dyn SegmentFile>> {
         Ok(Box::new(FaultySegment {
             inner: RealSegment::open(path)?,
-            fail: self.fail.clone(),
-            fail_sync: self.fail_sync.clone(),
-            fail_zero_fill: self.fail_zero_fill.clone(),
+            faults: self.clone(),
         }))
     }
 }

@@ -213,7 +213,7 @@ impl Persistence {
             .filter(|(n, _)| *n != last)
             .map(|(_, s)| s.valid_len)
             .sum();
-        let file = opts.fs.open_segment(&segment_path(&opts.dir, last))?;
+        let file = Arc::from(opts.fs.open_segment(&segment_path(&opts.dir, last))?);
         sync_dir(&opts.dir)?;
 
         let core = Arc::new(Core::new(

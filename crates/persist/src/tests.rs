@@ -766,6 +766,54 @@ fn under_everysec_a_failing_disk_never_takes_acknowledged_records_out_of_the_fil
 }
 
 #[test]
+fn under_everysec_replies_do_not_wait_for_the_once_a_second_fsync() {
+    // a slow disk: each fsync takes 1.5 s; writes made while one runs are
+    // written to the file and acknowledged at once, not after it
+    let dir = tempfile::tempdir().unwrap();
+    let faulty = FaultyFs::default();
+    let (e, p) = open_faulty(dir.path(), FsyncPolicy::EverySec, &faulty);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mark = p.mark();
+    set(&e, 0, "before", "v");
+    rt.block_on(p.wait_durable(mark)).unwrap();
+    faulty.sync_delay_ms.store(1500, Ordering::SeqCst);
+    let t = std::time::Instant::now();
+    while faulty.syncs.load(Ordering::SeqCst) == 0 {
+        assert!(t.elapsed() < Duration::from_secs(5), "no fsync started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let len = || fs::metadata(last_segment(dir.path())).unwrap().len();
+    for i in 0..10 {
+        let before = len();
+        let mark = p.mark();
+        set(&e, 0, &format!("during{i}"), "v");
+        let t = std::time::Instant::now();
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_millis(500), p.wait_durable(mark)).await
+        })
+        .expect("a reply waited for the fsync")
+        .unwrap();
+        assert!(t.elapsed() < Duration::from_millis(500));
+        assert!(len() > before, "during{i} is not in the file");
+    }
+    assert_eq!(p.fsyncs(), 0, "the first fsync is still running");
+    faulty.sync_delay_ms.store(0, Ordering::SeqCst);
+    let t = std::time::Instant::now();
+    while p.fsyncs() == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the fsync never ended"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    p.shutdown();
+    assert_eq!(reopen_dump(dir.path()).len(), 11);
+}
+
+#[test]
 fn always_waiters_share_commits_and_a_cohort_that_leaves_does_not_stall_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let (e, p) = open_always(dir.path());
