@@ -244,10 +244,10 @@ impl Fs for RealFs {
     }
 }
 
-/// A file system whose segment writes and fsyncs fail with ENOSPC while a
-/// switch is on, or whose fsyncs are slow: lets tests (and the server's
-/// tests) exercise the refuse-writes-then-resume path without filling a
-/// disk.
+/// A file system whose segment writes and fsyncs fail (ENOSPC, or EIO on
+/// fsyncs only) while a switch is on, or whose fsyncs are slow: lets tests
+/// (and the server's tests) exercise the refuse-writes-then-resume path
+/// without filling a disk.
 #[derive(Debug, Default, Clone)]
 pub struct FaultyFs {
     /// While true, every write and sync fails.

@@ -143,7 +143,11 @@ pub struct NotDurable(pub String);
 
 impl std::fmt::Display for NotDurable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the log cannot be written: {}", self.0)
+        write!(
+            f,
+            "the log cannot be written: {}; the write is applied in memory and kept only if a retry of the log succeeds",
+            self.0
+        )
     }
 }
 
@@ -169,6 +173,25 @@ impl Persistence {
     /// empty and have no sink), installs the log as the engine's sink and
     /// starts the log and compaction threads.
     pub fn open(engine: Arc<Engine>, opts: Options) -> io::Result<Arc<Persistence>> {
+        let dir = opts.dir.clone();
+        Self::open_inner(engine, opts).map_err(|e| {
+            // a bare OS error (a full disk, say) says nothing of what failed
+            if e.raw_os_error().is_some() {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot open the data directory {}: {}",
+                        dir.display(),
+                        files::error_text(&e)
+                    ),
+                )
+            } else {
+                e
+            }
+        })
+    }
+
+    fn open_inner(engine: Arc<Engine>, opts: Options) -> io::Result<Arc<Persistence>> {
         let started = Instant::now();
         std::fs::create_dir_all(&opts.dir).map_err(|e| {
             io::Error::new(

@@ -86,21 +86,7 @@ fn open_data_dir(shared: &Arc<Shared>) -> std::io::Result<()> {
         activity: shared.runtime_activity.get().cloned(),
         ..magpie_persist::Options::new(&cfg.dir)
     };
-    let p = magpie_persist::Persistence::open(shared.engine.clone(), opts).map_err(|e| {
-        // a bare OS error (a full disk, say) says nothing of what failed
-        if e.raw_os_error().is_some() {
-            std::io::Error::new(
-                e.kind(),
-                format!(
-                    "cannot open the data directory {}: {}",
-                    cfg.dir.display(),
-                    magpie_persist::files::error_text(&e)
-                ),
-            )
-        } else {
-            e
-        }
-    })?;
+    let p = magpie_persist::Persistence::open(shared.engine.clone(), opts)?;
     let r = p.recovery();
     tracing::info!(
         dir = %cfg.dir.display(),

@@ -281,7 +281,5 @@ fn random_hex40() -> String {
 /// Logs why a RESP or memcached connection closes without the replies of
 /// its last batch: the log failed while they waited (see [`NotDurable`]).
 pub fn close_not_durable(e: &NotDurable) {
-    tracing::warn!(
-        "closing a connection unanswered: {e}; its writes are applied in memory and kept only if a retry of the log succeeds"
-    );
+    tracing::warn!("closing a connection unanswered: {e}");
 }

@@ -178,9 +178,7 @@ async fn durable_write(
             return ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not_durable",
-                format!(
-                    "{e}; the write is applied in memory and is kept only if a retry of the log succeeds"
-                ),
+                e.to_string(),
             )
             .into_response();
         }
