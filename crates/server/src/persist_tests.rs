@@ -85,6 +85,10 @@ fn failing_log_refuses_writes_and_ping_but_serves_reads_then_resumes() {
     let mut s = Session::new(info, false);
 
     assert_eq!(run(&shared, &mut s, "SET k v1"), "+OK\r\n");
+    // `run` does not wait for the log as a connection does: without this the
+    // log thread could meet v1 after the disk starts failing, and v2 would
+    // then be refused (this raced in CI)
+    p.wait_durable_blocking();
     fail.store(true, Ordering::SeqCst);
     // this write is accepted (the failure is not known yet) and then fails to log
     assert_eq!(run(&shared, &mut s, "SET k v2"), "+OK\r\n");
@@ -161,6 +165,9 @@ fn failing_log_refuses_memcached_writes_but_serves_reads() {
     };
 
     assert_eq!(run("set k 0 0 2\r\nv1\r\n"), "STORED\r\n");
+    // v1 on disk before the disk fails, so that v2 is the write the failure
+    // catches (as in the RESP test above)
+    p.wait_durable_blocking();
     fail.store(true, Ordering::SeqCst);
     run("set k 0 0 2\r\nv2\r\n");
     wait_until("the failure to be noticed", || !p.is_ok());
