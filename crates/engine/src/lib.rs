@@ -21,11 +21,12 @@
 //! ```
 
 mod entry;
+mod evict;
 pub mod glob;
 mod shard;
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -34,6 +35,9 @@ use parking_lot::{Mutex, MutexGuard};
 
 use entry::{idle_secs, Entry};
 pub use entry::{Meta, MAX_PART_LEN};
+pub use evict::{
+    EvictionPolicy, MemoryLimit, OutOfMemory, DEFAULT_SAMPLES, MAX_EVICTIONS_PER_CALL, MAX_SAMPLES,
+};
 use shard::Shard;
 
 /// Current wall-clock time in ms since the Unix epoch: the unit of every
@@ -117,8 +121,11 @@ impl std::error::Error for CasOutOfRange {}
 /// Counts kept by the engine for INFO / stats.
 #[derive(Debug, Default)]
 pub struct EngineStats {
-    /// Keys removed because their TTL passed (lazily or by the active cycle).
+    /// Keys removed because their TTL passed (lazily, by the active cycle
+    /// or as an eviction's first choice).
     pub expired_keys: AtomicU64,
+    /// Keys removed to stay under the memory limit ([`Engine::make_room`]).
+    pub evicted_keys: AtomicU64,
 }
 
 /// Per-database figures for INFO keyspace.
@@ -195,7 +202,58 @@ pub trait MutationSink: Send + Sync {
 }
 
 struct Db {
+    /// The shards. Lock through [`Db::lock`] to change one, so `used`
+    /// follows; a bare `lock()` is for reading.
     shards: Box<[Mutex<Shard>]>,
+    /// Sum of the shards' [`Shard::footprint`], kept as each guard from
+    /// [`Db::lock`] is dropped.
+    used: AtomicUsize,
+}
+
+impl Db {
+    /// Locks shard `i` for a change: when the guard goes, the change in the
+    /// shard's bytes is added to the database's count (one atomic operation,
+    /// and none when the bytes did not move, as for reads and same-size
+    /// overwrites).
+    fn lock(&self, i: usize) -> ShardGuard<'_> {
+        let guard = self.shards[i].lock();
+        ShardGuard {
+            before: guard.footprint(),
+            guard,
+            used: &self.used,
+        }
+    }
+}
+
+/// A shard lock that accounts the shard's change of bytes when dropped.
+struct ShardGuard<'a> {
+    guard: MutexGuard<'a, Shard>,
+    before: usize,
+    used: &'a AtomicUsize,
+}
+
+impl std::ops::Deref for ShardGuard<'_> {
+    type Target = Shard;
+    fn deref(&self) -> &Shard {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for ShardGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Shard {
+        &mut self.guard
+    }
+}
+
+impl Drop for ShardGuard<'_> {
+    fn drop(&mut self) {
+        let after = self.guard.footprint();
+        if after > self.before {
+            self.used.fetch_add(after - self.before, Ordering::Relaxed);
+        } else if after < self.before {
+            self.used.fetch_sub(self.before - after, Ordering::Relaxed);
+        }
+    }
 }
 
 /// `now` (ms) in whole seconds, saturating (u32 seconds last until 2106).
@@ -235,6 +293,14 @@ pub struct Engine {
     stats: EngineStats,
     sink: OnceLock<Arc<dyn MutationSink>>,
     clock: AccessClock,
+    /// [`MemoryLimit::max_bytes`] (0 = none): read by every write command.
+    max_bytes: AtomicUsize,
+    /// [`MemoryLimit::policy`], as [`EvictionPolicy::to_u8`].
+    policy: AtomicU8,
+    /// [`MemoryLimit::samples`].
+    samples: AtomicUsize,
+    /// Counter behind [`Engine::random`].
+    rng: AtomicU64,
 }
 
 impl Engine {
@@ -244,6 +310,7 @@ impl Engine {
         let dbs = (0..config.databases.max(1))
             .map(|_| Db {
                 shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
+                used: AtomicUsize::new(0),
             })
             .collect();
         Engine {
@@ -256,6 +323,10 @@ impl Engine {
             // replayed entries take this reading: their access times are
             // not persisted, so a restart counts as their last access
             clock: AccessClock(AtomicU32::new(whole_secs(now_ms()))),
+            max_bytes: AtomicUsize::new(0),
+            policy: AtomicU8::new(EvictionPolicy::NoEviction.to_u8()),
+            samples: AtomicUsize::new(DEFAULT_SAMPLES),
+            rng: AtomicU64::new(0),
         }
     }
 
@@ -298,34 +369,29 @@ impl Engine {
                     .fetch_max(cas.saturating_add(1), Ordering::Relaxed);
                 let clock = self.clock.0.load(Ordering::Relaxed);
                 let entry = Entry::build(key, &[value], meta, clock);
-                self.dbs[db].shards[self.shard_of(hash)]
-                    .lock()
+                self.dbs[db]
+                    .lock(self.shard_of(hash))
                     .insert(&self.hasher, hash, entry);
             }
             Mutation::Del { db, key } => {
                 let hash = self.hash(key);
-                self.dbs[db].shards[self.shard_of(hash)]
-                    .lock()
-                    .remove(hash, key);
+                self.dbs[db].lock(self.shard_of(hash)).remove(hash, key);
             }
             Mutation::Expire { db, key, at } => {
                 let hash = self.hash(key);
-                self.dbs[db].shards[self.shard_of(hash)].lock().update_meta(
-                    &self.hasher,
-                    hash,
-                    key,
-                    |m| Meta { expire_at: at, ..m },
-                );
+                self.dbs[db]
+                    .lock(self.shard_of(hash))
+                    .update_meta(&self.hasher, hash, key, |m| Meta { expire_at: at, ..m });
             }
             Mutation::FlushDb { db } => {
-                for s in self.dbs[db].shards.iter() {
-                    s.lock().clear();
+                for i in 0..self.shards() {
+                    self.dbs[db].lock(i).clear();
                 }
             }
             Mutation::FlushAll => {
                 for db in self.dbs.iter() {
-                    for s in db.shards.iter() {
-                        s.lock().clear();
+                    for i in 0..self.shards() {
+                        db.lock(i).clear();
                     }
                 }
             }
@@ -391,14 +457,14 @@ impl Engine {
     /// `now`'s second (or the engine's latest, if later; see
     /// [`Txn::idle_time`]). Panics if `db` is out of range.
     pub fn txn<K: AsRef<[u8]>>(&self, db: usize, keys: &[K], now: u64) -> Txn<'_> {
-        let shards = &self.dbs[db].shards;
+        let shards = &self.dbs[db];
         let mut remembered = None;
         let guards = if let [key] = keys {
             let key = key.as_ref();
             let hash = self.hash(key);
             remembered = Some((key.as_ptr() as usize, key.len(), hash));
             let i = self.shard_of(hash);
-            Guards::One(i, shards[i].lock())
+            Guards::One(i, shards.lock(i))
         } else {
             let mut idx: Vec<usize> = keys
                 .iter()
@@ -406,7 +472,7 @@ impl Engine {
                 .collect();
             idx.sort_unstable();
             idx.dedup();
-            Guards::Many(idx.into_iter().map(|i| (i, shards[i].lock())).collect())
+            Guards::Many(idx.into_iter().map(|i| (i, shards.lock(i))).collect())
         };
         // read under the locks: a write this transaction waited for has
         // already moved the clock to its own reading or later
@@ -465,11 +531,120 @@ impl Engine {
         m
     }
 
+    /// Bytes of entries and tables across all databases, as the memory
+    /// limit counts them: the same sum as [`Engine::memory`], kept as
+    /// shards change, so reading it takes no lock.
+    pub fn used_memory(&self) -> usize {
+        self.dbs
+            .iter()
+            .map(|d| d.used.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Sets the memory limit that [`Engine::make_room`] enforces; it can be
+    /// changed at any time (Redis's `CONFIG SET maxmemory`). `samples` is
+    /// clamped to 1..=[`MAX_SAMPLES`].
+    pub fn set_memory_limit(&self, limit: MemoryLimit) {
+        self.samples
+            .store(limit.samples.clamp(1, MAX_SAMPLES), Ordering::Relaxed);
+        self.policy.store(limit.policy.to_u8(), Ordering::Relaxed);
+        self.max_bytes.store(limit.max_bytes, Ordering::Relaxed);
+    }
+
+    /// The memory limit in force.
+    pub fn memory_limit(&self) -> MemoryLimit {
+        MemoryLimit {
+            max_bytes: self.max_bytes.load(Ordering::Relaxed),
+            policy: EvictionPolicy::from_u8(self.policy.load(Ordering::Relaxed)),
+            samples: self.samples.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Called before a write that may need memory (Redis calls its
+    /// `performEvictions` at the same point): while the keyspace is over
+    /// its limit, evicts keys as the policy says, at most
+    /// [`MAX_EVICTIONS_PER_CALL`] per call. Refuses with [`OutOfMemory`] when
+    /// it is over and nothing (more) can be evicted, so the caller refuses
+    /// the write; a write that was let through may then take the keyspace
+    /// over by its own size, as in Redis. Without a limit this is one
+    /// atomic load.
+    ///
+    /// Each eviction is recorded as a [`Mutation::Del`] (a log must forget
+    /// the key as memory did); an entry found expired is removed as expired
+    /// instead, unrecorded, as lazy expiry does.
+    pub fn make_room(&self, now: u64) -> Result<(), OutOfMemory> {
+        let max = self.max_bytes.load(Ordering::Relaxed);
+        if max == 0 || self.used_memory() <= max {
+            return Ok(());
+        }
+        let limit = self.memory_limit();
+        if limit.policy == EvictionPolicy::NoEviction {
+            return Err(OutOfMemory);
+        }
+        for _ in 0..MAX_EVICTIONS_PER_CALL {
+            if !self.evict_one(now, limit) {
+                return Err(OutOfMemory);
+            }
+            if self.used_memory() <= max {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Evicts one key as `limit.policy` says; false when no shard of any
+    /// database holds a candidate. The database is drawn with a chance
+    /// proportional to its bytes, then its shards are tried from a random
+    /// one on; one shard lock is held at a time.
+    fn evict_one(&self, now: u64, limit: MemoryLimit) -> bool {
+        let used = |db: usize| self.dbs[db].used.load(Ordering::Relaxed);
+        let total = self.used_memory();
+        let mut first_db = 0;
+        if total > 0 {
+            // (the counts may move meanwhile: this only steers the choice)
+            let mut r = (self.random() % total as u64) as usize;
+            while first_db + 1 < self.dbs.len() && r >= used(first_db) {
+                r -= used(first_db);
+                first_db += 1;
+            }
+        }
+        let clock = self.clock.reading(now);
+        let first_shard = self.random() as usize;
+        for d in 0..self.dbs.len() {
+            let db = (first_db + d) % self.dbs.len();
+            if used(db) == 0 {
+                continue;
+            }
+            for step in 0..self.shards() {
+                let mut shard = self.dbs[db].lock((first_shard + step) & self.shard_mask);
+                let start = self.random() as usize;
+                let Some(index) =
+                    shard.pick_victim(&self.hasher, limit.policy, limit.samples, start, now, clock)
+                else {
+                    continue;
+                };
+                let Some(old) = shard.remove_at(&self.hasher, index) else {
+                    continue;
+                };
+                if old.is_expired(now) {
+                    self.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    if let Some(sink) = self.sink() {
+                        sink.record(Mutation::Del { db, key: old.key() });
+                    }
+                    self.stats.evicted_keys.fetch_add(1, Ordering::Relaxed);
+                }
+                return true;
+            }
+        }
+        false
+    }
+
     /// Empties database `db`. All its shards are locked together (in
     /// ascending order, like a [`Txn`]) so the flush is one point in time
     /// relative to every write, which is what a replayed log needs.
     pub fn flush_db(&self, db: usize) {
-        let mut guards: Vec<_> = self.dbs[db].shards.iter().map(|s| s.lock()).collect();
+        let mut guards: Vec<_> = (0..self.shards()).map(|i| self.dbs[db].lock(i)).collect();
         if let Some(sink) = self.sink() {
             sink.record(Mutation::FlushDb { db });
         }
@@ -485,7 +660,7 @@ impl Engine {
         let mut guards: Vec<_> = self
             .dbs
             .iter()
-            .flat_map(|d| d.shards.iter().map(|s| s.lock()))
+            .flat_map(|d| (0..self.shards()).map(|i| d.lock(i)))
             .collect();
         if let Some(sink) = self.sink() {
             sink.record(Mutation::FlushAll);
@@ -502,8 +677,8 @@ impl Engine {
     pub fn expire_cycle(&self, now: u64, budget: usize) -> usize {
         let mut removed = 0;
         for db in self.dbs.iter() {
-            for s in db.shards.iter() {
-                removed += s.lock().expire_due(&self.hasher, now, budget);
+            for i in 0..self.shards() {
+                removed += db.lock(i).expire_due(&self.hasher, now, budget);
             }
         }
         self.stats
@@ -616,9 +791,9 @@ impl Engine {
     }
 
     fn random(&self) -> u64 {
-        // a fresh seeded hash of a counter: good enough for sampling, no dependency
+        // a seeded hash of a counter: good enough for sampling, no dependency
         self.hasher
-            .hash_one(self.next_cas.load(Ordering::Relaxed) ^ now_ms())
+            .hash_one(self.rng.fetch_add(1, Ordering::Relaxed))
     }
 }
 
@@ -630,8 +805,8 @@ fn view_of(e: &Entry) -> View<'_> {
 }
 
 enum Guards<'a> {
-    One(usize, MutexGuard<'a, Shard>),
-    Many(Vec<(usize, MutexGuard<'a, Shard>)>),
+    One(usize, ShardGuard<'a>),
+    Many(Vec<(usize, ShardGuard<'a>)>),
 }
 
 /// Exclusive access to the keys an operation named when it began.

@@ -7,7 +7,8 @@ use foldhash::fast::RandomState;
 use hashbrown::hash_table::{Entry as Slot, HashTable};
 use std::hash::BuildHasher;
 
-use crate::entry::{Entry, Meta};
+use crate::entry::{idle_secs, Entry, Meta};
+use crate::evict::EvictionPolicy;
 
 /// A shard's table and the bookkeeping that must change with it.
 #[derive(Default)]
@@ -51,8 +52,97 @@ impl Shard {
     }
 
     pub(crate) fn table_bytes(&self) -> usize {
-        // one pointer plus one control byte per bucket
+        // one pointer plus one control byte per bucket; a table that never
+        // allocated reports one (static, shared) bucket and owns nothing
+        if self.table.capacity() == 0 {
+            return 0;
+        }
         self.table.num_buckets() * (std::mem::size_of::<Entry>() + 1)
+    }
+
+    /// Bytes this shard holds (entries and buckets): what the memory limit
+    /// counts.
+    pub(crate) fn footprint(&self) -> usize {
+        self.bytes + self.table_bytes()
+    }
+
+    /// The bucket of the entry `policy` would evict next, examining up to
+    /// `samples` candidates from bucket `start` onwards: an expired entry
+    /// first, else the longest idle (LRU, idle measured at access-clock
+    /// reading `clock`), the first candidate (random), or the soonest to
+    /// expire (`volatile-ttl`, exact: the expiry index is ordered). None
+    /// when the shard holds no candidate. The scan is bounded: a volatile
+    /// policy that meets few keys with a TTL falls back to the soonest to
+    /// expire.
+    pub(crate) fn pick_victim(
+        &self,
+        state: &RandomState,
+        policy: EvictionPolicy,
+        samples: usize,
+        start: usize,
+        now: u64,
+        clock: u32,
+    ) -> Option<usize> {
+        let volatile = policy.volatile_only();
+        if self.table.is_empty() || (volatile && self.expires.is_empty()) {
+            return None;
+        }
+        let soonest = || {
+            let &(_, cas, hash) = self.expires.first()?;
+            let is_it = |e: &Entry| e.cas() == cas && hash_of(state, e.key()) == hash;
+            self.table.find_bucket_index(hash, is_it)
+        };
+        if policy == EvictionPolicy::VolatileTtl {
+            return soonest();
+        }
+        let n = self.table.num_buckets();
+        let lru = matches!(
+            policy,
+            EvictionPolicy::AllKeysLru | EvictionPolicy::VolatileLru
+        );
+        // past this many buckets, settle for what was found (a volatile
+        // policy then falls back to the expiry index, which is never empty
+        // here); an all-keys policy goes on to its first candidate
+        let enough_probes = samples.saturating_mul(64);
+        let mut best: Option<(usize, u32)> = None;
+        let mut seen = 0;
+        for step in 0..n {
+            if step >= enough_probes && (volatile || best.is_some()) {
+                break;
+            }
+            let index = (start + step) % n;
+            let Some(e) = self.table.get_bucket(index) else {
+                continue;
+            };
+            if volatile && e.expire_at().is_none() {
+                continue;
+            }
+            if e.is_expired(now) {
+                return Some(index);
+            }
+            let idle = if lru {
+                idle_secs(e.last_access(), clock)
+            } else {
+                0
+            };
+            if best.is_none_or(|(_, b)| idle > b) {
+                best = Some((index, idle));
+            }
+            seen += 1;
+            if seen >= samples || !lru {
+                break;
+            }
+        }
+        best.map(|(index, _)| index)
+            .or_else(|| if volatile { soonest() } else { None })
+    }
+
+    /// Removes the entry at bucket `index` (from [`Shard::pick_victim`]).
+    pub(crate) fn remove_at(&mut self, state: &RandomState, index: usize) -> Option<Entry> {
+        let (old, _) = self.table.get_bucket_entry(index).ok()?.remove();
+        let hash = hash_of(state, old.key());
+        self.forget(hash, &old);
+        Some(old)
     }
 
     pub(crate) fn epoch(&self) -> u16 {

@@ -87,6 +87,13 @@ fn fetched_mark_lives_as_long_as_the_version() {
     assert_eq!(e.stats().expired_keys.load(Ordering::Relaxed), 1);
 }
 
+/// The engine's bytes summed shard by shard under their locks: what
+/// [`Engine::used_memory`] must always equal.
+fn counted(e: &Engine) -> usize {
+    let m = e.memory();
+    m.entries + m.tables
+}
+
 /// A time (ms) on a whole second, ahead of the engine's clock (which starts
 /// at the real time), so tests can move the clock by choosing `now`.
 fn future_second(after_secs: u64) -> u64 {
@@ -429,6 +436,7 @@ proptest! {
             keys.sort();
             let live: Vec<Vec<u8>> = model.iter().filter(|(_, (_, t))| !matches!(t, Some(t) if *t <= now)).map(|(k, _)| k.clone()).collect();
             prop_assert_eq!(keys, live);
+            prop_assert_eq!(e.used_memory(), counted(&e));
         }
     }
 }
@@ -649,6 +657,9 @@ enum LogOp {
     FlushDb,
     FlushAll,
     Tick(u64),
+    /// A write's [`Engine::make_room`] under a limit of this many bytes and
+    /// this policy (an index into [`EvictionPolicy::ALL`]).
+    Evict(usize, usize),
 }
 
 fn log_op() -> impl Strategy<Value = LogOp> {
@@ -667,6 +678,7 @@ fn log_op() -> impl Strategy<Value = LogOp> {
         1 => Just(LogOp::FlushDb),
         1 => Just(LogOp::FlushAll),
         2 => (1u64..15).prop_map(LogOp::Tick),
+        2 => (0usize..3000, 0usize..EvictionPolicy::ALL.len()).prop_map(|(b, p)| LogOp::Evict(b, p)),
     ]
 }
 
@@ -705,7 +717,13 @@ proptest! {
                 LogOp::FlushDb => live.flush_db(db),
                 LogOp::FlushAll => live.flush_all(),
                 LogOp::Tick(d) => now += d,
+                LogOp::Evict(max_bytes, p) => {
+                    live.set_memory_limit(MemoryLimit { max_bytes, policy: EvictionPolicy::ALL[p], samples: 3 });
+                    let _ = live.make_room(now);
+                    live.set_memory_limit(MemoryLimit::default());
+                }
             }
+            prop_assert_eq!(live.used_memory(), counted(&live));
         }
         let rebuilt = engine();
         replay_into(&rebuilt, &r.0.lock());
@@ -715,4 +733,271 @@ proptest! {
         let max = dump(&live, 0).iter().map(|x| x.3.cas).max().unwrap_or(0);
         prop_assert!(rebuilt.txn(0, &[b"new"], now).set(b"new", &[b"v"], 0, None) > max);
     }
+}
+
+// ------------------------------------------------------------ memory limit
+
+/// An engine of one database and one shard, so a sample of 64 sees the
+/// whole table and LRU is exact.
+fn one_shard() -> Engine {
+    Engine::new(EngineConfig {
+        databases: 1,
+        shards: 1,
+    })
+}
+
+fn limit(max_bytes: usize, policy: EvictionPolicy) -> MemoryLimit {
+    MemoryLimit {
+        max_bytes,
+        policy,
+        samples: MAX_SAMPLES,
+    }
+}
+
+fn put(e: &Engine, key: &str, ttl_at: Option<u64>, now: u64) {
+    e.txn(0, &[key], now)
+        .set(key.as_bytes(), &[b"0123456789"], 0, ttl_at);
+}
+
+fn present(e: &Engine, key: &str, now: u64) -> bool {
+    e.txn(0, &[key], now).exists(key.as_bytes())
+}
+
+#[test]
+fn without_a_limit_make_room_never_evicts_or_refuses() {
+    let e = one_shard();
+    for i in 0..100 {
+        put(&e, &format!("k{i}"), None, 1000);
+    }
+    assert_eq!(e.make_room(1000), Ok(()));
+    e.set_memory_limit(limit(0, EvictionPolicy::AllKeysLru));
+    assert_eq!(e.make_room(1000), Ok(()));
+    assert_eq!(e.dbsize(0), 100);
+    assert_eq!(e.stats().evicted_keys.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn noeviction_refuses_while_over_the_limit_and_accepts_again_once_under() {
+    let e = one_shard();
+    // the table already has room for "one-more", so only its entry counts
+    for i in 0..10 {
+        put(&e, &format!("k{i}"), None, 1000);
+    }
+    put(&e, "one-more", None, 1000);
+    assert!(e.txn(0, &["one-more"], 1000).remove(b"one-more"));
+    let used = e.used_memory();
+    e.set_memory_limit(limit(used, EvictionPolicy::NoEviction));
+    assert_eq!(e.make_room(1000), Ok(()), "at the limit is not over it");
+    put(&e, "one-more", None, 1000);
+    assert_eq!(e.make_room(1000), Err(OutOfMemory));
+    assert_eq!(e.dbsize(0), 11, "noeviction removes nothing");
+    assert!(e.txn(0, &["one-more"], 1000).remove(b"one-more"));
+    assert_eq!(e.make_room(1000), Ok(()));
+}
+
+#[test]
+fn allkeys_lru_evicts_the_least_recently_used_keys_first() {
+    let e = one_shard();
+    let t0 = future_second(10);
+    for i in 0..200 {
+        put(&e, &format!("k{i}"), None, t0);
+    }
+    let full = e.used_memory();
+    // the even keys are read 100 s later: the odd ones are idle for longer
+    let later = t0 + 100_000;
+    for i in (0..200).step_by(2) {
+        assert!(e
+            .txn(0, &[format!("k{i}")], later)
+            .get(format!("k{i}").as_bytes())
+            .is_some());
+    }
+    e.set_memory_limit(limit(full * 3 / 4, EvictionPolicy::AllKeysLru));
+    assert_eq!(e.make_room(later), Ok(()));
+    assert!(e.used_memory() <= full * 3 / 4);
+    let evicted = e.stats().evicted_keys.load(Ordering::Relaxed) as usize;
+    assert!(evicted > 0 && evicted < 100, "{evicted}");
+    assert_eq!(e.dbsize(0), 200 - evicted);
+    for i in (0..200).step_by(2) {
+        assert!(
+            present(&e, &format!("k{i}"), later),
+            "recently used k{i} was evicted"
+        );
+    }
+}
+
+#[test]
+fn over_many_shards_lru_keeps_nearly_every_recently_used_key() {
+    let e = Engine::new(EngineConfig {
+        databases: 4,
+        shards: 16,
+    });
+    let t0 = future_second(10);
+    for i in 0..4000 {
+        put(&e, &format!("k{i}"), None, t0);
+    }
+    let later = t0 + 50_000;
+    for i in 0..1000 {
+        e.txn(0, &[format!("k{i}")], later)
+            .get(format!("k{i}").as_bytes());
+    }
+    // room for 5/8 of the entries: 1500 of the 3000 idle keys must go
+    e.set_memory_limit(MemoryLimit {
+        max_bytes: e.used_memory() - e.memory().entries * 3 / 8,
+        policy: EvictionPolicy::AllKeysLru,
+        samples: DEFAULT_SAMPLES,
+    });
+    while e.used_memory() > e.memory_limit().max_bytes {
+        e.make_room(later).unwrap();
+    }
+    let kept = (0..1000)
+        .filter(|i| present(&e, &format!("k{i}"), later))
+        .count();
+    // with 5 samples a hot key goes only when all 5 drawn are hot: 1 in
+    // 4^5 at first, 1 in 243 at the end (hot keys a third of the table)
+    assert!(kept >= 950, "{kept} of 1000 recently used keys kept");
+    let left = e.dbsize(0);
+    assert!((2450..=2550).contains(&left), "{left} keys left");
+}
+
+#[test]
+fn volatile_policies_evict_only_keys_with_a_ttl_and_refuse_when_none_is_left() {
+    for policy in [
+        EvictionPolicy::VolatileLru,
+        EvictionPolicy::VolatileRandom,
+        EvictionPolicy::VolatileTtl,
+    ] {
+        let e = one_shard();
+        let now = 1000;
+        for i in 0..50 {
+            put(&e, &format!("persistent{i}"), None, now);
+            put(&e, &format!("volatile{i}"), Some(1_000_000 + i), now);
+        }
+        e.set_memory_limit(limit(e.used_memory() / 4, policy));
+        assert_eq!(e.make_room(now), Err(OutOfMemory), "{policy}");
+        for i in 0..50 {
+            assert!(present(&e, &format!("persistent{i}"), now), "{policy}");
+            assert!(!present(&e, &format!("volatile{i}"), now), "{policy}");
+        }
+        assert_eq!(e.stats().evicted_keys.load(Ordering::Relaxed), 50);
+    }
+}
+
+#[test]
+fn volatile_ttl_evicts_the_keys_that_expire_soonest() {
+    let e = one_shard();
+    let now = 1000;
+    for i in 0..100u64 {
+        put(&e, &format!("k{i}"), Some(1_000_000 + i * 1000), now);
+    }
+    e.set_memory_limit(limit(e.used_memory() * 3 / 4, EvictionPolicy::VolatileTtl));
+    e.make_room(now).unwrap();
+    let evicted = e.stats().evicted_keys.load(Ordering::Relaxed) as usize;
+    assert!(evicted > 0);
+    for i in 0..100 {
+        assert_eq!(present(&e, &format!("k{i}"), now), i >= evicted, "k{i}");
+    }
+}
+
+#[test]
+fn allkeys_random_stays_under_the_limit() {
+    let e = one_shard();
+    for i in 0..300 {
+        put(&e, &format!("k{i}"), None, 1000);
+    }
+    // room for a third of the entries
+    let max = e.used_memory() - e.memory().entries * 2 / 3;
+    e.set_memory_limit(limit(max, EvictionPolicy::AllKeysRandom));
+    for i in 300..600 {
+        e.make_room(1000).unwrap();
+        put(&e, &format!("k{i}"), None, 1000);
+    }
+    e.make_room(1000).unwrap();
+    assert!(e.used_memory() <= max);
+    assert!(e.dbsize(0) > 0);
+}
+
+#[test]
+fn an_expired_entry_goes_first_and_counts_as_expired_not_evicted() {
+    let e = one_shard();
+    let t0 = future_second(10);
+    put(&e, "expires", Some(t0 + 500), t0);
+    for i in 0..20 {
+        put(&e, &format!("k{i}"), None, t0);
+    }
+    let later = t0 + 1000;
+    for i in 0..20 {
+        e.txn(0, &[format!("k{i}")], later)
+            .get(format!("k{i}").as_bytes());
+    }
+    e.set_memory_limit(limit(e.used_memory() - 1, EvictionPolicy::AllKeysLru));
+    e.make_room(later).unwrap();
+    assert_eq!(e.dbsize(0), 20);
+    assert_eq!(e.stats().expired_keys.load(Ordering::Relaxed), 1);
+    assert_eq!(e.stats().evicted_keys.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn evictions_are_recorded_as_deletes_so_a_replay_forgets_them() {
+    let e = engine();
+    let r = Arc::new(Recorder::default());
+    e.set_sink(r.clone());
+    for db in 0..2 {
+        for i in 0..100 {
+            e.txn(db, &[format!("k{i}")], 1000).set(
+                format!("k{i}").as_bytes(),
+                &[b"value"],
+                0,
+                None,
+            );
+        }
+    }
+    e.set_memory_limit(limit(e.used_memory() / 2, EvictionPolicy::AllKeysRandom));
+    e.make_room(1000).unwrap();
+    let evicted = e.stats().evicted_keys.load(Ordering::Relaxed) as usize;
+    let dels =
+        r.0.lock()
+            .iter()
+            .filter(|o| matches!(o, Owned::Del(..)))
+            .count();
+    assert_eq!(dels, evicted);
+    let rebuilt = engine();
+    replay_into(&rebuilt, &r.0.lock());
+    assert_eq!(dump(&rebuilt, 1000), dump(&e, 1000));
+}
+
+#[test]
+fn one_call_evicts_a_bounded_number_of_keys_and_later_calls_go_on() {
+    let e = one_shard();
+    let n = MAX_EVICTIONS_PER_CALL * 2 + 100;
+    for i in 0..n {
+        put(&e, &format!("k{i}"), None, 1000);
+    }
+    // tables keep their buckets: a limit just above them needs every entry gone
+    e.set_memory_limit(limit(e.memory().tables + 1, EvictionPolicy::AllKeysLru));
+    assert_eq!(
+        e.make_room(1000),
+        Ok(()),
+        "a call that reached the bound lets its write through"
+    );
+    assert_eq!(e.dbsize(0), n - MAX_EVICTIONS_PER_CALL);
+    assert_eq!(e.make_room(1000), Ok(()));
+    assert_eq!(e.make_room(1000), Ok(()), "the last entries go");
+    assert_eq!(e.dbsize(0), 0);
+    assert_eq!(e.make_room(1000), Ok(()), "under the limit again");
+    e.set_memory_limit(limit(1, EvictionPolicy::AllKeysLru));
+    assert_eq!(
+        e.make_room(1000),
+        Err(OutOfMemory),
+        "the empty tables alone are over"
+    );
+}
+
+#[test]
+fn policy_names_round_trip_and_lfu_is_not_one() {
+    for p in EvictionPolicy::ALL {
+        assert_eq!(EvictionPolicy::from_name(p.name()), Some(p));
+        assert_eq!(EvictionPolicy::from_name(&p.name().to_uppercase()), Some(p));
+    }
+    assert_eq!(EvictionPolicy::from_name("allkeys-lfu"), None);
+    assert_eq!(EvictionPolicy::default(), EvictionPolicy::NoEviction);
 }
