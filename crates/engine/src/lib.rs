@@ -560,6 +560,12 @@ impl Engine {
         }
     }
 
+    /// True while a memory limit is set and the keyspace is over it.
+    pub fn over_memory_limit(&self) -> bool {
+        let max = self.max_bytes.load(Ordering::Relaxed);
+        max != 0 && self.used_memory() > max
+    }
+
     /// Called before a write that may need memory (Redis calls its
     /// `performEvictions` at the same point): while the keyspace is over
     /// its limit, evicts keys as the policy says, at most
@@ -573,11 +579,15 @@ impl Engine {
     /// the key as memory did); an entry found expired is removed as expired
     /// instead, unrecorded, as lazy expiry does.
     pub fn make_room(&self, now: u64) -> Result<(), OutOfMemory> {
-        let max = self.max_bytes.load(Ordering::Relaxed);
-        if max == 0 || self.used_memory() <= max {
+        if !self.over_memory_limit() {
             return Ok(());
         }
+        // one reading of the limit for the whole call (CONFIG SET may change it)
         let limit = self.memory_limit();
+        let max = limit.max_bytes;
+        if max == 0 {
+            return Ok(());
+        }
         if limit.policy == EvictionPolicy::NoEviction {
             return Err(OutOfMemory);
         }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use magpie_engine::EvictionPolicy;
 use magpie_persist::FsyncPolicy;
 
 /// Everything `magpie serve` can be told.
@@ -64,6 +65,25 @@ pub struct ServeConfig {
     /// Active expiry cycles per second (Redis `hz`).
     #[arg(long, default_value_t = 10, env = "MAGPIE_HZ")]
     pub hz: u32,
+
+    /// Memory limit of the keyspace (Redis `maxmemory`): bytes, or with a
+    /// unit as Redis reads it (`100mb`, `2gb`; `k`/`m`/`g` are powers of
+    /// 1000, `kb`/`mb`/`gb` of 1024). Counted over keys, values and their
+    /// hash tables; 0 means no limit. See `--maxmemory-policy`.
+    #[arg(long, default_value = "0", value_parser = memory_value, env = "MAGPIE_MAXMEMORY")]
+    pub maxmemory: u64,
+
+    /// What goes when a write finds the keyspace over `--maxmemory`:
+    /// `noeviction` (refuse the write), `allkeys-lru` (memcached's way),
+    /// `allkeys-random`, `volatile-lru`, `volatile-random` or
+    /// `volatile-ttl` (only keys with a TTL).
+    #[arg(long, default_value = "noeviction", value_parser = eviction_policy, env = "MAGPIE_MAXMEMORY_POLICY")]
+    pub maxmemory_policy: EvictionPolicy,
+
+    /// Keys examined per eviction (Redis `maxmemory-samples`, 1 to 64):
+    /// more is closer to exact LRU and costs more per eviction.
+    #[arg(long, default_value_t = magpie_engine::DEFAULT_SAMPLES, env = "MAGPIE_MAXMEMORY_SAMPLES")]
+    pub maxmemory_samples: usize,
 
     /// Worker threads (default: one per core).
     #[arg(long, env = "MAGPIE_THREADS")]
@@ -145,6 +165,57 @@ pub struct ServeConfig {
     pub log_max_files: usize,
 }
 
+/// Redis's `memtoull`: digits with an optional `b`, `k`, `kb`, `m`, `mb`,
+/// `g` or `gb` suffix (any case); `k` = 1000, `kb` = 1024 and so on. For
+/// `--maxmemory` and CONFIG SET.
+pub fn parse_memory(v: &[u8]) -> Option<u64> {
+    let digits = v.iter().take_while(|b| b.is_ascii_digit()).count();
+    let (num, unit) = v.split_at(digits);
+    if num.is_empty() {
+        return None;
+    }
+    let mul: u64 = match unit.to_ascii_lowercase().as_slice() {
+        b"" | b"b" => 1,
+        b"k" => 1000,
+        b"kb" => 1024,
+        b"m" => 1000 * 1000,
+        b"mb" => 1024 * 1024,
+        b"g" => 1000 * 1000 * 1000,
+        b"gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    std::str::from_utf8(num)
+        .ok()?
+        .parse::<u64>()
+        .ok()?
+        .checked_mul(mul)
+}
+
+fn memory_value(v: &str) -> Result<u64, String> {
+    parse_memory(v.as_bytes())
+        .ok_or_else(|| "expected bytes, optionally with a unit (100mb, 2gb, 512kb)".into())
+}
+
+/// The list CONFIG SET and `--maxmemory-policy` name when refusing one.
+pub fn eviction_policy_names() -> String {
+    EvictionPolicy::ALL.map(|p| p.name()).join(", ")
+}
+
+/// Parses a `maxmemory-policy` name; Redis's LFU policies are named as
+/// not offered rather than as unknown.
+pub fn eviction_policy(v: &str) -> Result<EvictionPolicy, String> {
+    EvictionPolicy::from_name(v).ok_or_else(|| {
+        if v.to_ascii_lowercase().ends_with("-lfu") {
+            format!(
+                "magpie has no LFU eviction (entries keep an access time, not a counter); one of: {}",
+                eviction_policy_names()
+            )
+        } else {
+            format!("must be one of: {}", eviction_policy_names())
+        }
+    })
+}
+
 /// Largest `--proto-max-bulk-len` with persistence on: a key and a value
 /// of this size each still fit one log record.
 pub const MAX_PERSISTED_BULK_LEN: usize = (1 << 31) - 4096;
@@ -177,6 +248,12 @@ impl ServeConfig {
         }
         if self.http_max_key_len == 0 || self.http_max_key_len > 21_000 {
             return Err("--http-max-key-len must be between 1 and 21000".into());
+        }
+        if !(1..=magpie_engine::MAX_SAMPLES).contains(&self.maxmemory_samples) {
+            return Err(format!(
+                "--maxmemory-samples must be between 1 and {}",
+                magpie_engine::MAX_SAMPLES
+            ));
         }
         if self.maxclients == 0 {
             return Err("--maxclients must be at least 1".into());

@@ -129,7 +129,10 @@ async fn refuse(mut stream: TcpStream, reply: &'static [u8]) {
 }
 
 /// The active expiry cycle: `hz` times a second, remove keys whose TTL has
-/// passed, spending at most a quarter of each interval doing so.
+/// passed, spending at most a quarter of each interval doing so. It also
+/// evicts while the keyspace is over its memory limit, so a lowered
+/// `maxmemory` takes effect without waiting for writes (Redis's eviction
+/// time proc does the same).
 pub async fn run_expiry(shared: Arc<Shared>) {
     loop {
         let hz = shared.runtime.read().hz.max(1);
@@ -140,8 +143,12 @@ pub async fn run_expiry(shared: Arc<Shared>) {
         }
         let started = Instant::now();
         loop {
-            let removed = shared.engine.expire_cycle(magpie_engine::now_ms(), 64);
-            if removed == 0 || started.elapsed() > period / 4 {
+            let now = magpie_engine::now_ms();
+            let removed = shared.engine.expire_cycle(now, 64);
+            // Ok yet still over: the call stopped at its bound, go on
+            let evicting =
+                shared.engine.make_room(now).is_ok() && shared.engine.over_memory_limit();
+            if (removed == 0 && !evicting) || started.elapsed() > period / 4 {
                 break;
             }
             tokio::task::yield_now().await;

@@ -24,6 +24,12 @@ struct Cli {
 }
 
 fn run(shared: &Shared, session: &mut Session, line: &str) -> String {
+    run_framed(shared, session, line, Framing::Multibulk)
+}
+
+/// [`run`] as if the request came in `framing` (the kvs framing has
+/// commands of its own).
+fn run_framed(shared: &Shared, session: &mut Session, line: &str, framing: Framing) -> String {
     let mut req = Vec::new();
     let words: Vec<&str> = line.split(' ').collect();
     req.extend_from_slice(format!("*{}\r\n", words.len()).as_bytes());
@@ -39,7 +45,7 @@ fn run(shared: &Shared, session: &mut Session, line: &str) -> String {
         session,
         out: &mut w,
         now: magpie_engine::now_ms(),
-        framing: Framing::Multibulk,
+        framing,
     };
     commands::execute(&mut ctx, parser.args(&req));
     String::from_utf8(out).unwrap()
@@ -97,6 +103,21 @@ fn failing_log_refuses_writes_and_ping_but_serves_reads_then_resumes() {
     assert_eq!(run(&shared, &mut s, "SET k v3"), misconf);
     assert_eq!(run(&shared, &mut s, "PING"), misconf);
     assert_eq!(run(&shared, &mut s, "GET k"), "$2\r\nv2\r\n");
+    // the kvs framing's own SET, DEL and RESET are refused too (KEYS and
+    // GET are reads)
+    for write in ["SET k v3", "DEL k", "RESET"] {
+        assert_eq!(
+            run_framed(&shared, &mut s, write, Framing::Kvs),
+            misconf,
+            "{write}"
+        );
+    }
+    // (rendered by this test's RESP2 writer; a kvs connection's writer
+    // renders it as "+v2")
+    assert_eq!(
+        run_framed(&shared, &mut s, "GET k", Framing::Kvs),
+        "$2\r\nv2\r\n"
+    );
     // arity errors still come first, as in Redis
     assert!(run(&shared, &mut s, "SET k").starts_with("-ERR wrong number of arguments"));
     fail.store(false, Ordering::SeqCst);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use magpie_engine::{Engine, EngineConfig};
+use magpie_engine::{Engine, EngineConfig, MemoryLimit};
 use magpie_persist::{NotDurable, Persistence};
 use magpie_protocol::resp::Limits;
 use parking_lot::{Mutex, RwLock};
@@ -36,6 +36,9 @@ pub struct Runtime {
     pub slowlog_max_len: usize,
     /// Log one command in this many (0: off).
     pub command_log_sample: u64,
+    /// The keyspace's memory limit (kept in the engine by
+    /// [`Shared::set_runtime`]).
+    pub memory_limit: MemoryLimit,
 }
 
 /// Server-wide counters reported by INFO (and later stats and /metrics).
@@ -204,7 +207,14 @@ impl Shared {
             slowlog_log_slower_than: config.slowlog_log_slower_than,
             slowlog_max_len: config.slowlog_max_len,
             command_log_sample: config.command_log_sample,
+            memory_limit: MemoryLimit {
+                max_bytes: usize::try_from(config.maxmemory).unwrap_or(usize::MAX),
+                policy: config.maxmemory_policy,
+                samples: config.maxmemory_samples,
+            },
         };
+        let engine = Arc::new(Engine::new(ec));
+        engine.set_memory_limit(runtime.memory_limit);
         let slowlog = SlowLog::new(
             runtime.slowlog_log_slower_than,
             runtime.slowlog_max_len,
@@ -216,7 +226,7 @@ impl Shared {
             crate::http::ROUTES.to_vec(),
         ]);
         Arc::new(Shared {
-            engine: Arc::new(Engine::new(ec)),
+            engine,
             persist: OnceLock::new(),
             runtime_activity: OnceLock::new(),
             config,
@@ -242,6 +252,7 @@ impl Shared {
             rt.slowlog_max_len,
             rt.command_log_sample,
         );
+        self.engine.set_memory_limit(rt.memory_limit);
         *self.runtime.write() = rt;
     }
 

@@ -1299,7 +1299,9 @@ fn openapi_document_matches_the_server() {
         }
     }
     // every status the document lists is produced by a test in this file
-    // (503 by the unit tests of http/mod.rs): listed so a new one needs a test
+    // (503 by the unit tests of http/mod.rs, 507 by
+    // over_the_memory_limit_writes_get_507_and_deletes_and_reads_go_on):
+    // listed so a new one needs a test
     let statuses: std::collections::BTreeSet<String> = h.doc["paths"]
         .as_object()
         .unwrap()
@@ -1308,7 +1310,7 @@ fn openapi_document_matches_the_server() {
         .flat_map(|op| op["responses"].as_object().unwrap().keys().cloned())
         .collect();
     let tested = [
-        "200", "201", "204", "304", "400", "404", "409", "412", "413", "414", "503",
+        "200", "201", "204", "304", "400", "404", "409", "412", "413", "414", "503", "507",
     ];
     assert_eq!(statuses.into_iter().collect::<Vec<_>>(), tested);
 }
@@ -1361,4 +1363,24 @@ fn curl_examples_in_docs_answer_as_documented() {
         ran += 1;
     }
     assert!(ran >= 20, "only {ran} examples");
+}
+
+/// Over the memory limit under `noeviction`, PUT and incr get 507
+/// `out_of_memory` (documented in the OpenAPI document, which `req` checks
+/// against); DELETE and reads go on.
+#[test]
+fn over_the_memory_limit_writes_get_507_and_deletes_and_reads_go_on() {
+    let h = Http::start(&["--maxmemory", "1"]);
+    // an empty keyspace is under any limit: the first write goes in
+    assert_eq!(h.req("PUT", "/v1/keys/a", &[], b"v").status, 201);
+    h.req("PUT", "/v1/keys/b", &[], b"v")
+        .assert_error(507, "out_of_memory");
+    h.req("POST", "/v1/keys/n/incr", &[], b"")
+        .assert_error(507, "out_of_memory");
+    assert_eq!(h.req("GET", "/v1/keys/a", &[], b"").status, 200);
+    assert_eq!(h.req("DELETE", "/v1/keys/a", &[], b"").status, 204);
+    let stats = h.req("GET", "/v1/stats", &[], b"").json();
+    assert_eq!(stats["memory"]["maxmemory_bytes"], 1);
+    assert_eq!(stats["memory"]["maxmemory_policy"], "noeviction");
+    assert_eq!(stats["counters"]["evicted_keys"], 0);
 }

@@ -391,3 +391,18 @@ fn thousand_keys_sequential_round_trips() {
     assert_eq!(kvs(&mut c, &["KEYS", "key:"]), "*0\r\n");
     assert_eq!(kvs(&mut c, &["GET", "key:0"]), "-invalid key key:0\r\n");
 }
+
+/// Over `--maxmemory` under `noeviction`, the kvs SET gets Redis's OOM
+/// error as a kvs error line; DEL, GET and KEYS go on.
+#[test]
+fn over_the_memory_limit_set_is_refused_and_del_and_reads_go_on() {
+    let s = magpie(&["--maxmemory", "1"]);
+    let mut c = s.client();
+    // an empty keyspace is under any limit
+    assert_eq!(kvs(&mut c, &["SET", "a", "1"]), "+OK\r\n");
+    let oom = "-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+    assert_eq!(kvs(&mut c, &["SET", "b", "2"]), oom);
+    assert_eq!(kvs(&mut c, &["GET", "a"]), "+1\r\n");
+    assert_eq!(kvs(&mut c, &["KEYS", "."]), "*1\r\na\r\n");
+    assert_eq!(kvs(&mut c, &["DEL", "a"]), "+OK\r\n");
+}

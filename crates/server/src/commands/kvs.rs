@@ -20,10 +20,12 @@ use super::{is, sanitize, Ctx};
 pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// One kvs-framing command: its name (for errors and CLIENT LIST), exact
-/// argument count with the name, and handler.
+/// argument count with the name, COMMAND flags as its Redis namesake has
+/// them (what [`super::refusal`] checks), and handler.
 struct KvsCommand {
     name: &'static str,
     arity: usize,
+    flags: &'static [&'static str],
     handler: fn(&mut Ctx<'_, '_>, Args<'_>),
 }
 
@@ -31,31 +33,37 @@ const COMMANDS: &[KvsCommand] = &[
     KvsCommand {
         name: "set",
         arity: 3,
+        flags: &["write", "denyoom"],
         handler: set,
     },
     KvsCommand {
         name: "get",
         arity: 2,
+        flags: &["readonly"],
         handler: get,
     },
     KvsCommand {
         name: "del",
         arity: 2,
+        flags: &["write"],
         handler: del,
     },
     KvsCommand {
         name: "keys",
         arity: 2,
+        flags: &["readonly"],
         handler: keys,
     },
     KvsCommand {
         name: "reset",
         arity: 1,
+        flags: &["write"],
         handler: reset,
     },
     KvsCommand {
         name: "shutdown",
         arity: 1,
+        flags: &[],
         handler: shutdown,
     },
 ];
@@ -85,6 +93,10 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> bool {
     }
     if args.len() != cmd.arity {
         ctx.wrong_args(cmd.name);
+        return true;
+    }
+    if let Some(err) = super::refusal(ctx, cmd.name, cmd.flags) {
+        ctx.out.error(&err);
         return true;
     }
     // counted under the Redis command of the same name, if there is one

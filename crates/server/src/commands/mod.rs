@@ -195,17 +195,33 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
         reject(ctx);
         return;
     }
-    // as Redis: while the log cannot be written, refuse writes (and PING,
-    // so health checks notice) but keep serving reads
-    if spec.flags.contains(&"write") || spec.name == "ping" {
-        if let Some(err) = ctx.shared.write_refusal() {
-            ctx.out.error(&err);
-            reject(ctx);
-            return;
-        }
+    if let Some(err) = refusal(ctx, spec.name, spec.flags) {
+        ctx.out.error(&err);
+        reject(ctx);
+        return;
     }
     ctx.session.ran(spec.name, Some(index));
     (spec.handler)(ctx, args);
+}
+
+/// Redis's reply to a `denyoom` command while the keyspace is over
+/// `maxmemory` and nothing can be evicted.
+pub const OOM_ERROR: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
+/// Why a command with these COMMAND flags may not run now, checked in the
+/// order of Redis's `processCommand`: with a memory limit, every command
+/// first evicts what the policy allows, and one that may grow memory
+/// (`denyoom`) is refused while the keyspace stays over; then, while the
+/// log cannot be written, writes (and PING, so health checks notice) are
+/// refused and reads go on.
+pub fn refusal(ctx: &Ctx<'_, '_>, name: &str, flags: &[&str]) -> Option<String> {
+    if ctx.shared.engine.make_room(ctx.now).is_err() && flags.contains(&"denyoom") {
+        return Some(OOM_ERROR.into());
+    }
+    if flags.contains(&"write") || name == "ping" {
+        return ctx.shared.write_refusal();
+    }
+    None
 }
 
 /// Replaces CR and LF by spaces, as Redis does in error messages that echo

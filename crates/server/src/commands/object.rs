@@ -4,7 +4,7 @@
 //! IDLETIME is the seconds since the key was last read or written (the
 //! engine's access clock, also behind memcached's meta `l`). FREQ answers
 //! what Redis answers under a maxmemory policy other than LFU, which is
-//! always magpie's case (it never evicts). ENCODING and REFCOUNT are not
+//! always magpie's case (it has no LFU policy). ENCODING and REFCOUNT are not
 //! served: Redis's answers depend on how each value was written (`int` /
 //! `embstr` / `raw`, shared integers), which magpie does not record, and a
 //! guess would mislead. None of them counts as an access (Redis looks the
@@ -93,7 +93,7 @@ fn idletime(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
 }
 
 /// Nil for a missing key; otherwise Redis's error for a server whose
-/// maxmemory policy is not LFU (magpie's is always `noeviction`).
+/// maxmemory policy is not LFU (magpie has no LFU policy).
 fn freq(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     if !super::keys::looked_up(ctx, args.get(2)) {
         ctx.out.null();

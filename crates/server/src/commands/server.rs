@@ -5,6 +5,7 @@
 //! Everything here is built on demand when a client asks (INFO text, CONFIG
 //! values, command metadata), so none of it costs anything on the hot path.
 
+use crate::config::parse_memory;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -485,9 +486,13 @@ fn memory_section(shared: &Shared, s: &mut String) {
     field!(s, "magpie_keyspace_table_bytes", keyspace.tables);
     field!(s, "total_system_memory", total);
     field!(s, "total_system_memory_human", human_bytes(total));
-    field!(s, "maxmemory", 0);
-    field!(s, "maxmemory_human", "0B");
-    field!(s, "maxmemory_policy", "noeviction");
+    let limit = shared.engine.memory_limit();
+    field!(s, "maxmemory", limit.max_bytes);
+    field!(s, "maxmemory_human", human_bytes(limit.max_bytes as u64));
+    field!(s, "maxmemory_policy", limit.policy);
+    // magpie's own: what maxmemory is compared with (the two keyspace
+    // figures above, summed as they change)
+    field!(s, "magpie_maxmemory_used", shared.engine.used_memory());
     if used > 0 {
         field!(
             s,
@@ -539,7 +544,7 @@ fn stats_section(shared: &Shared, s: &mut String) {
     field!(s, "total_net_output_bytes", get(&c.net_output_bytes));
     field!(s, "rejected_connections", get(&c.rejected_connections));
     field!(s, "expired_keys", get(&shared.engine.stats().expired_keys));
-    field!(s, "evicted_keys", 0);
+    field!(s, "evicted_keys", get(&shared.engine.stats().evicted_keys));
     field!(s, "keyspace_hits", get(&c.keyspace_hits));
     field!(s, "keyspace_misses", get(&c.keyspace_misses));
 }
@@ -899,6 +904,31 @@ const PARAMS: &[Param] = &[
         }),
     },
     Param {
+        name: "maxmemory",
+        get: |s| s.runtime.read().memory_limit.max_bytes.to_string(),
+        set: Setter::Runtime(|rt, v| {
+            rt.memory_limit.max_bytes = parse_memory_in(v, 0, i64::MAX as u64)? as usize;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "maxmemory-policy",
+        get: |s| s.runtime.read().memory_limit.policy.to_string(),
+        set: Setter::Runtime(|rt, v| {
+            rt.memory_limit.policy = crate::config::eviction_policy(&String::from_utf8_lossy(v))?;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "maxmemory-samples",
+        get: |s| s.runtime.read().memory_limit.samples.to_string(),
+        set: Setter::Runtime(|rt, v| {
+            rt.memory_limit.samples =
+                parse_int_in(v, 1, magpie_engine::MAX_SAMPLES as i64)? as usize;
+            Ok(())
+        }),
+    },
+    Param {
         name: "requirepass",
         get: |s| s.runtime.read().requirepass.clone().unwrap_or_default(),
         set: Setter::Runtime(|rt, v| {
@@ -1029,31 +1059,6 @@ fn parse_int_in(v: &[u8], min: i64, max: i64) -> Result<i64, String> {
     Ok(n)
 }
 
-/// Redis's `memtoull`: digits with an optional `b`, `k`, `kb`, `m`, `mb`,
-/// `g` or `gb` suffix (any case); `k` = 1000, `kb` = 1024 and so on.
-fn parse_memory(v: &[u8]) -> Option<u64> {
-    let digits = v.iter().take_while(|b| b.is_ascii_digit()).count();
-    let (num, unit) = v.split_at(digits);
-    if num.is_empty() {
-        return None;
-    }
-    let mul: u64 = match unit.to_ascii_lowercase().as_slice() {
-        b"" | b"b" => 1,
-        b"k" => 1000,
-        b"kb" => 1024,
-        b"m" => 1000 * 1000,
-        b"mb" => 1024 * 1024,
-        b"g" => 1000 * 1000 * 1000,
-        b"gb" => 1024 * 1024 * 1024,
-        _ => return None,
-    };
-    std::str::from_utf8(num)
-        .ok()?
-        .parse::<u64>()
-        .ok()?
-        .checked_mul(mul)
-}
-
 fn parse_memory_in(v: &[u8], min: u64, max: u64) -> Result<u64, String> {
     let n = parse_memory(v).ok_or_else(|| "argument must be a memory value".to_string())?;
     if n < min || n > max {
@@ -1172,6 +1177,7 @@ fn config_resetstat(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) {
         &c.net_input_bytes,
         &c.net_output_bytes,
         &ctx.shared.engine.stats().expired_keys,
+        &ctx.shared.engine.stats().evicted_keys,
     ] {
         counter.store(0, Ordering::Relaxed);
     }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, Response, StatusCode};
+use axum::http::{header, HeaderValue, Method, Response, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::Router;
@@ -161,6 +161,18 @@ async fn durable_write(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response<Body> {
+    // a write that may need memory (PUT, incr; not DELETE) first makes
+    // room under the memory limit, and is refused when none can be made
+    if req.method() != Method::DELETE
+        && st.shared.engine.make_room(magpie_engine::now_ms()).is_err()
+    {
+        return ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "out_of_memory",
+            "the keyspace is over its memory limit (maxmemory) and the policy has nothing to evict",
+        )
+        .into_response();
+    }
     if let Some(e) = st.shared.log_error() {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -25,10 +25,14 @@ struct Snapshot {
     keyspace_hits: u64,
     keyspace_misses: u64,
     expired_keys: u64,
+    evicted_keys: u64,
     net_input_bytes: u64,
     net_output_bytes: u64,
     entries_bytes: usize,
     tables_bytes: usize,
+    /// The memory limit (0 = none) and its policy.
+    maxmemory_bytes: usize,
+    maxmemory_policy: &'static str,
     /// jemalloc's allocated and resident bytes (None if unavailable).
     allocated_bytes: Option<usize>,
     resident_bytes: Option<usize>,
@@ -75,10 +79,13 @@ impl Snapshot {
             keyspace_hits: c.keyspace_hits.load(Ordering::Relaxed),
             keyspace_misses: c.keyspace_misses.load(Ordering::Relaxed),
             expired_keys: engine.stats().expired_keys.load(Ordering::Relaxed),
+            evicted_keys: engine.stats().evicted_keys.load(Ordering::Relaxed),
             net_input_bytes: c.net_input_bytes.load(Ordering::Relaxed),
             net_output_bytes: c.net_output_bytes.load(Ordering::Relaxed),
             entries_bytes: mem.entries,
             tables_bytes: mem.tables,
+            maxmemory_bytes: engine.memory_limit().max_bytes,
+            maxmemory_policy: engine.memory_limit().policy.name(),
             allocated_bytes,
             resident_bytes,
             http_responses: st.responses(),
@@ -120,12 +127,15 @@ pub async fn stats(State(st): State<Arc<HttpState>>) -> Response<Body> {
             "keyspace_hits": s.keyspace_hits,
             "keyspace_misses": s.keyspace_misses,
             "expired_keys": s.expired_keys,
+            "evicted_keys": s.evicted_keys,
             "net_input_bytes": s.net_input_bytes,
             "net_output_bytes": s.net_output_bytes,
         },
         "memory": {
             "entries_bytes": s.entries_bytes,
             "tables_bytes": s.tables_bytes,
+            "maxmemory_bytes": s.maxmemory_bytes,
+            "maxmemory_policy": s.maxmemory_policy,
             "allocated_bytes": s.allocated_bytes,
             "resident_bytes": s.resident_bytes,
         },
@@ -299,6 +309,20 @@ pub async fn metrics(State(st): State<Arc<HttpState>>) -> Response<Body> {
         "counter",
         "Keys removed because their TTL passed.",
         &one(s.expired_keys),
+    );
+    family(
+        &mut out,
+        "magpie_evicted_keys_total",
+        "counter",
+        "Keys removed to stay under the memory limit (maxmemory).",
+        &one(s.evicted_keys),
+    );
+    family(
+        &mut out,
+        "magpie_maxmemory_bytes",
+        "gauge",
+        "The keyspace's memory limit (entries and tables, as magpie_memory_bytes counts them); 0 = none.",
+        &one(s.maxmemory_bytes as u64),
     );
     family(
         &mut out,

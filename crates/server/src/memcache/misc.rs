@@ -133,6 +133,17 @@ pub fn stats(ctx: &mut McCtx<'_>, args: Words<'_>) {
             stat(out, "bytes", shared.engine.memory().entries);
             stat(out, "curr_items", shared.engine.dbsize(DB));
             stat(out, "total_items", load(&c.total_items));
+            // memcached's -m: the memory limit (0 here means none)
+            stat(
+                out,
+                "limit_maxbytes",
+                shared.engine.memory_limit().max_bytes,
+            );
+            stat(
+                out,
+                "evictions",
+                shared.engine.stats().evicted_keys.load(Ordering::Relaxed),
+            );
         }
         Some(b"settings") => {
             let cfg = &shared.config;
@@ -145,7 +156,11 @@ pub fn stats(ctx: &mut McCtx<'_>, args: Words<'_>) {
             stat(out, "cas_enabled", "yes");
             stat(out, "item_size_max", cfg.memcache_max_item_size);
             stat(out, "flush_enabled", "yes");
-            stat(out, "evictions", "off");
+            let limit = shared.engine.memory_limit();
+            stat(out, "maxbytes", limit.max_bytes);
+            // memcached's -M (refuse instead of evicting) is "off"
+            let evicting = limit.policy != magpie_engine::EvictionPolicy::NoEviction;
+            stat(out, "evictions", if evicting { "on" } else { "off" });
         }
         Some(b"items") => stats_items(shared, out),
         Some(b"slabs") => stats_slabs(shared, out),
@@ -171,9 +186,9 @@ pub fn stats(ctx: &mut McCtx<'_>, args: Words<'_>) {
 }
 
 /// `stats items`: the whole of database 0 as one "slab class" 1, with the
-/// figures that hold without slabs or an LRU: the item count (expired items
-/// count until collected, as in memcached), the bytes of their entries, and
-/// zero evictions (magpie never evicts). Nothing when there are no items,
+/// figures that hold without slabs: the item count (expired items count
+/// until collected, as in memcached), the bytes of their entries, and the
+/// evictions (of every database: the engine counts them server-wide). Nothing when there are no items,
 /// as memcached prints nothing for an empty cache.
 fn stats_items(shared: &Shared, out: &mut Vec<u8>) {
     let number = shared.engine.dbsize(DB);
@@ -186,7 +201,9 @@ fn stats_items(shared: &Shared, out: &mut Vec<u8>) {
         "items:1:mem_requested",
         shared.engine.db_memory(DB).entries,
     );
-    for field in ["evicted", "evicted_nonzero", "evicted_time", "outofmemory"] {
+    let evicted = shared.engine.stats().evicted_keys.load(Ordering::Relaxed);
+    stat(out, "items:1:evicted", evicted);
+    for field in ["evicted_nonzero", "evicted_time", "outofmemory"] {
         stat(out, &format!("items:1:{field}"), 0);
     }
 }

@@ -291,8 +291,23 @@ fn is_write(req: &Request<'_>) -> bool {
     ) || matches!(req, Request::Get { touch: Some(_), .. })
 }
 
+/// True for the requests that store an item (memcached allocates one for
+/// each, and answers SERVER_ERROR when it cannot). Arithmetic is not among
+/// them: memcached rewrites a number in place, and an increment grows a
+/// value by at most 20 bytes.
+fn stores_an_item(req: &Request<'_>) -> bool {
+    matches!(req, Request::Store { .. } | Request::MetaSet { .. })
+}
+
 /// Runs one request.
 pub fn execute(ctx: &mut McCtx<'_>, req: Request<'_>) {
+    // over the memory limit, a store first evicts as the policy says; with
+    // nothing left to evict (or under `noeviction`, memcached's -M) it is
+    // refused, replied even under noreply (memcached's out_errstring too)
+    if stores_an_item(&req) && ctx.shared.engine.make_room(ctx.now).is_err() {
+        ctx.reply("SERVER_ERROR out of memory storing object", false);
+        return;
+    }
     if is_write(&req) {
         if let Some(e) = ctx.shared.log_error() {
             // the data could not be made durable: refuse, as RESP does
