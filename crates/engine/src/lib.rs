@@ -202,34 +202,23 @@ pub trait MutationSink: Send + Sync {
 }
 
 struct Db {
-    /// The shards. Lock through [`Db::lock`] to change one, so `used`
-    /// follows; a bare `lock()` is for reading.
+    /// The shards. Lock through [`Engine::lock`] to change one, so the
+    /// byte counts follow; a bare `lock()` is for reading.
     shards: Box<[Mutex<Shard>]>,
     /// Sum of the shards' [`Shard::footprint`], kept as each guard from
-    /// [`Db::lock`] is dropped.
+    /// [`Engine::lock`] is dropped.
     used: AtomicUsize,
+    /// The engine's sum over every database, shared by all of them (so a
+    /// guard reaches both counts through its database).
+    all_used: Arc<AtomicUsize>,
 }
 
-impl Db {
-    /// Locks shard `i` for a change: when the guard goes, the change in the
-    /// shard's bytes is added to the database's count (one atomic operation,
-    /// and none when the bytes did not move, as for reads and same-size
-    /// overwrites).
-    fn lock(&self, i: usize) -> ShardGuard<'_> {
-        let guard = self.shards[i].lock();
-        ShardGuard {
-            before: guard.footprint(),
-            guard,
-            used: &self.used,
-        }
-    }
-}
-
-/// A shard lock that accounts the shard's change of bytes when dropped.
+/// A shard lock that accounts the shard's change of bytes, in its
+/// database's count and the engine's, when dropped.
 struct ShardGuard<'a> {
     guard: MutexGuard<'a, Shard>,
     before: usize,
-    used: &'a AtomicUsize,
+    db: &'a Db,
 }
 
 impl std::ops::Deref for ShardGuard<'_> {
@@ -246,12 +235,17 @@ impl std::ops::DerefMut for ShardGuard<'_> {
 }
 
 impl Drop for ShardGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         let after = self.guard.footprint();
         if after > self.before {
-            self.used.fetch_add(after - self.before, Ordering::Relaxed);
+            let grew = after - self.before;
+            self.db.used.fetch_add(grew, Ordering::Relaxed);
+            self.db.all_used.fetch_add(grew, Ordering::Relaxed);
         } else if after < self.before {
-            self.used.fetch_sub(self.before - after, Ordering::Relaxed);
+            let shrank = self.before - after;
+            self.db.used.fetch_sub(shrank, Ordering::Relaxed);
+            self.db.all_used.fetch_sub(shrank, Ordering::Relaxed);
         }
     }
 }
@@ -301,16 +295,21 @@ pub struct Engine {
     samples: AtomicUsize,
     /// Counter behind [`Engine::random`].
     rng: AtomicU64,
+    /// Sum of every database's `used`: what the memory limit reads, in one
+    /// load per command.
+    used: Arc<AtomicUsize>,
 }
 
 impl Engine {
     /// Creates an empty keyspace.
     pub fn new(config: EngineConfig) -> Engine {
         let shards = config.shards.clamp(1, 256).next_power_of_two();
+        let used = Arc::new(AtomicUsize::new(0));
         let dbs = (0..config.databases.max(1))
             .map(|_| Db {
                 shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
                 used: AtomicUsize::new(0),
+                all_used: used.clone(),
             })
             .collect();
         Engine {
@@ -327,6 +326,22 @@ impl Engine {
             policy: AtomicU8::new(EvictionPolicy::NoEviction.to_u8()),
             samples: AtomicUsize::new(DEFAULT_SAMPLES),
             rng: AtomicU64::new(0),
+            used,
+        }
+    }
+
+    /// Locks shard `i` of database `db` for a change: when the guard goes,
+    /// the change in the shard's bytes is added to the database's count and
+    /// the engine's (two atomic operations, and none when the bytes did not
+    /// move, as for reads and same-size overwrites).
+    #[inline]
+    fn lock(&self, db: usize, i: usize) -> ShardGuard<'_> {
+        let db = &self.dbs[db];
+        let guard = db.shards[i].lock();
+        ShardGuard {
+            before: guard.footprint(),
+            guard,
+            db,
         }
     }
 
@@ -369,29 +384,27 @@ impl Engine {
                     .fetch_max(cas.saturating_add(1), Ordering::Relaxed);
                 let clock = self.clock.0.load(Ordering::Relaxed);
                 let entry = Entry::build(key, &[value], meta, clock);
-                self.dbs[db]
-                    .lock(self.shard_of(hash))
+                self.lock(db, self.shard_of(hash))
                     .insert(&self.hasher, hash, entry);
             }
             Mutation::Del { db, key } => {
                 let hash = self.hash(key);
-                self.dbs[db].lock(self.shard_of(hash)).remove(hash, key);
+                self.lock(db, self.shard_of(hash)).remove(hash, key);
             }
             Mutation::Expire { db, key, at } => {
                 let hash = self.hash(key);
-                self.dbs[db]
-                    .lock(self.shard_of(hash))
+                self.lock(db, self.shard_of(hash))
                     .update_meta(&self.hasher, hash, key, |m| Meta { expire_at: at, ..m });
             }
             Mutation::FlushDb { db } => {
                 for i in 0..self.shards() {
-                    self.dbs[db].lock(i).clear();
+                    self.lock(db, i).clear();
                 }
             }
             Mutation::FlushAll => {
-                for db in self.dbs.iter() {
+                for db in 0..self.dbs.len() {
                     for i in 0..self.shards() {
-                        db.lock(i).clear();
+                        self.lock(db, i).clear();
                     }
                 }
             }
@@ -456,24 +469,44 @@ impl Engine {
     /// time `now` (ms). Every key it reads or writes counts as accessed at
     /// `now`'s second (or the engine's latest, if later; see
     /// [`Txn::idle_time`]). Panics if `db` is out of range.
+    #[inline]
     pub fn txn<K: AsRef<[u8]>>(&self, db: usize, keys: &[K], now: u64) -> Txn<'_> {
-        let shards = &self.dbs[db];
-        let mut remembered = None;
-        let guards = if let [key] = keys {
-            let key = key.as_ref();
-            let hash = self.hash(key);
-            remembered = Some((key.as_ptr() as usize, key.len(), hash));
-            let i = self.shard_of(hash);
-            Guards::One(i, shards.lock(i))
-        } else {
-            let mut idx: Vec<usize> = keys
-                .iter()
-                .map(|k| self.shard_of(self.hash(k.as_ref())))
-                .collect();
-            idx.sort_unstable();
-            idx.dedup();
-            Guards::Many(idx.into_iter().map(|i| (i, shards.lock(i))).collect())
-        };
+        // the one-key case (nearly every command) stays small enough to
+        // inline; the sorting and the guard vector live apart
+        match keys {
+            [key] => self.txn_one(db, key.as_ref(), now),
+            _ => self.txn_many(db, keys, now),
+        }
+    }
+
+    #[inline]
+    fn txn_one(&self, db: usize, key: &[u8], now: u64) -> Txn<'_> {
+        let hash = self.hash(key);
+        let i = self.shard_of(hash);
+        let guards = Guards::One(i, self.lock(db, i));
+        let remembered = Some((key.as_ptr() as usize, key.len(), hash));
+        self.txn_over(db, guards, remembered, now)
+    }
+
+    fn txn_many<K: AsRef<[u8]>>(&self, db: usize, keys: &[K], now: u64) -> Txn<'_> {
+        let mut idx: Vec<usize> = keys
+            .iter()
+            .map(|k| self.shard_of(self.hash(k.as_ref())))
+            .collect();
+        idx.sort_unstable();
+        idx.dedup();
+        let guards = Guards::Many(idx.into_iter().map(|i| (i, self.lock(db, i))).collect());
+        self.txn_over(db, guards, None, now)
+    }
+
+    #[inline]
+    fn txn_over<'e>(
+        &'e self,
+        db: usize,
+        guards: Guards<'e>,
+        remembered: Option<(usize, usize, u64)>,
+        now: u64,
+    ) -> Txn<'e> {
         // read under the locks: a write this transaction waited for has
         // already moved the clock to its own reading or later
         let clock = self.clock.reading(now);
@@ -535,10 +568,7 @@ impl Engine {
     /// limit counts them: the same sum as [`Engine::memory`], kept as
     /// shards change, so reading it takes no lock.
     pub fn used_memory(&self) -> usize {
-        self.dbs
-            .iter()
-            .map(|d| d.used.load(Ordering::Relaxed))
-            .sum()
+        self.used.load(Ordering::Relaxed)
     }
 
     /// Sets the memory limit that [`Engine::make_room`] enforces; it can be
@@ -578,7 +608,16 @@ impl Engine {
     /// Each eviction is recorded as a [`Mutation::Del`] (a log must forget
     /// the key as memory did); an entry found expired is removed as expired
     /// instead, unrecorded, as lazy expiry does.
+    #[inline]
     pub fn make_room(&self, now: u64) -> Result<(), OutOfMemory> {
+        if self.max_bytes.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
+        self.make_room_under_a_limit(now)
+    }
+
+    /// [`Engine::make_room`] once a limit is set.
+    fn make_room_under_a_limit(&self, now: u64) -> Result<(), OutOfMemory> {
         if !self.over_memory_limit() {
             return Ok(());
         }
@@ -626,7 +665,7 @@ impl Engine {
                 continue;
             }
             for step in 0..self.shards() {
-                let mut shard = self.dbs[db].lock((first_shard + step) & self.shard_mask);
+                let mut shard = self.lock(db, (first_shard + step) & self.shard_mask);
                 let start = self.random() as usize;
                 let Some(index) =
                     shard.pick_victim(&self.hasher, limit.policy, limit.samples, start, now, clock)
@@ -654,7 +693,7 @@ impl Engine {
     /// ascending order, like a [`Txn`]) so the flush is one point in time
     /// relative to every write, which is what a replayed log needs.
     pub fn flush_db(&self, db: usize) {
-        let mut guards: Vec<_> = (0..self.shards()).map(|i| self.dbs[db].lock(i)).collect();
+        let mut guards: Vec<_> = (0..self.shards()).map(|i| self.lock(db, i)).collect();
         if let Some(sink) = self.sink() {
             sink.record(Mutation::FlushDb { db });
         }
@@ -667,10 +706,8 @@ impl Engine {
     /// shards locked; a [`Txn`] never holds shards of two databases, so the
     /// database-by-database order cannot deadlock).
     pub fn flush_all(&self) {
-        let mut guards: Vec<_> = self
-            .dbs
-            .iter()
-            .flat_map(|d| (0..self.shards()).map(|i| d.lock(i)))
+        let mut guards: Vec<_> = (0..self.dbs.len())
+            .flat_map(|db| (0..self.shards()).map(move |i| self.lock(db, i)))
             .collect();
         if let Some(sink) = self.sink() {
             sink.record(Mutation::FlushAll);
@@ -686,9 +723,9 @@ impl Engine {
     /// calling again soon is worthwhile.
     pub fn expire_cycle(&self, now: u64, budget: usize) -> usize {
         let mut removed = 0;
-        for db in self.dbs.iter() {
+        for db in 0..self.dbs.len() {
             for i in 0..self.shards() {
-                removed += db.lock(i).expire_due(&self.hasher, now, budget);
+                removed += self.lock(db, i).expire_due(&self.hasher, now, budget);
             }
         }
         self.stats

@@ -51,6 +51,7 @@ impl Shard {
         self.bytes
     }
 
+    #[inline]
     pub(crate) fn table_bytes(&self) -> usize {
         // one pointer plus one control byte per bucket; a table that never
         // allocated reports one (static, shared) bucket and owns nothing
@@ -62,6 +63,7 @@ impl Shard {
 
     /// Bytes this shard holds (entries and buckets): what the memory limit
     /// counts.
+    #[inline]
     pub(crate) fn footprint(&self) -> usize {
         self.bytes + self.table_bytes()
     }

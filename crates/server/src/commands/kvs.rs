@@ -13,19 +13,19 @@ use magpie_protocol::resp::Args;
 use memchr::{memchr, memchr2};
 use regex::bytes::{Regex, RegexBuilder};
 
-use super::{is, sanitize, Ctx};
+use super::{is, sanitize, Ctx, Gates};
 
 /// Most memory one compiled KEYS pattern may use (program and lazy-DFA
 /// cache each), so a client cannot make the server build a huge automaton.
 pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// One kvs-framing command: its name (for errors and CLIENT LIST), exact
-/// argument count with the name, COMMAND flags as its Redis namesake has
-/// them (what [`super::refusal`] checks), and handler.
+/// argument count with the name, the checks its Redis namesake meets
+/// before it runs ([`super::refusal`]), and handler.
 struct KvsCommand {
     name: &'static str,
     arity: usize,
-    flags: &'static [&'static str],
+    gates: Gates,
     handler: fn(&mut Ctx<'_, '_>, Args<'_>),
 }
 
@@ -33,37 +33,55 @@ const COMMANDS: &[KvsCommand] = &[
     KvsCommand {
         name: "set",
         arity: 3,
-        flags: &["write", "denyoom"],
+        gates: Gates {
+            log: true,
+            memory: true,
+        },
         handler: set,
     },
     KvsCommand {
         name: "get",
         arity: 2,
-        flags: &["readonly"],
+        gates: Gates {
+            log: false,
+            memory: false,
+        },
         handler: get,
     },
     KvsCommand {
         name: "del",
         arity: 2,
-        flags: &["write"],
+        gates: Gates {
+            log: true,
+            memory: false,
+        },
         handler: del,
     },
     KvsCommand {
         name: "keys",
         arity: 2,
-        flags: &["readonly"],
+        gates: Gates {
+            log: false,
+            memory: false,
+        },
         handler: keys,
     },
     KvsCommand {
         name: "reset",
         arity: 1,
-        flags: &["write"],
+        gates: Gates {
+            log: true,
+            memory: false,
+        },
         handler: reset,
     },
     KvsCommand {
         name: "shutdown",
         arity: 1,
-        flags: &[],
+        gates: Gates {
+            log: false,
+            memory: false,
+        },
         handler: shutdown,
     },
 ];
@@ -95,7 +113,7 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> bool {
         ctx.wrong_args(cmd.name);
         return true;
     }
-    if let Some(err) = super::refusal(ctx, cmd.name, cmd.flags) {
+    if let Some(err) = super::refusal(ctx, cmd.gates) {
         ctx.out.error(&err);
         return true;
     }

@@ -128,16 +128,38 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
 /// Name -> (spec, index in [`all`]). A fixed-seed foldhash: the keys are our own static names, so
 /// there is nothing for a client to collide, and std's SipHash cost ~300
 /// instructions per command (measured with callgrind).
-type Table = HashMap<&'static [u8], (&'static CommandSpec, u16), foldhash::fast::FixedState>;
+type Table = HashMap<&'static [u8], (&'static CommandSpec, u16, Gates), foldhash::fast::FixedState>;
 
 fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| {
         all()
             .enumerate()
-            .map(|(i, c)| (c.name.as_bytes(), (c, i as u16)))
+            .map(|(i, c)| (c.name.as_bytes(), (c, i as u16, Gates::of(c.name, c.flags))))
             .collect()
     })
+}
+
+/// Which checks a command meets before it runs (see [`refusal`]), read
+/// once from its COMMAND flags when the table is built, so a request pays
+/// no string comparison for them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Gates {
+    /// Refused while the log cannot be written: `write` commands, and PING
+    /// so that health checks notice.
+    pub log: bool,
+    /// Refused over the memory limit when nothing can be evicted: `denyoom`.
+    pub memory: bool,
+}
+
+impl Gates {
+    /// The gates of a command with this name and these COMMAND flags.
+    pub fn of(name: &str, flags: &[&str]) -> Gates {
+        Gates {
+            log: flags.contains(&"write") || name == "ping",
+            memory: flags.contains(&"denyoom"),
+        }
+    }
 }
 
 /// Every command's name in [`all`] order: the RESP door's table in
@@ -148,6 +170,11 @@ pub fn names() -> Vec<&'static str> {
 
 /// Finds a command and its index in [`all`] by name, ignoring ASCII case.
 pub fn lookup_indexed(name: &[u8]) -> Option<(&'static CommandSpec, u16)> {
+    lookup_gated(name).map(|(spec, index, _)| (spec, index))
+}
+
+/// [`lookup_indexed`] with the command's [`Gates`].
+fn lookup_gated(name: &[u8]) -> Option<(&'static CommandSpec, u16, Gates)> {
     let mut buf = [0u8; 32];
     let lower = buf.get_mut(..name.len())?;
     for (d, s) in lower.iter_mut().zip(name) {
@@ -179,7 +206,7 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
         return;
     }
     let name = args.get(0);
-    let Some((spec, index)) = lookup_indexed(name) else {
+    let Some((spec, index, gates)) = lookup_gated(name) else {
         unknown_command(ctx, args);
         return;
     };
@@ -195,7 +222,7 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
         reject(ctx);
         return;
     }
-    if let Some(err) = refusal(ctx, spec.name, spec.flags) {
+    if let Some(err) = refusal(ctx, gates) {
         ctx.out.error(&err);
         reject(ctx);
         return;
@@ -208,17 +235,17 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
 /// `maxmemory` and nothing can be evicted.
 pub const OOM_ERROR: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 
-/// Why a command with these COMMAND flags may not run now, checked in the
+/// Why a command with these [`Gates`] may not run now, checked in the
 /// order of Redis's `processCommand`: with a memory limit, every command
 /// first evicts what the policy allows, and one that may grow memory
 /// (`denyoom`) is refused while the keyspace stays over; then, while the
 /// log cannot be written, writes (and PING, so health checks notice) are
 /// refused and reads go on.
-pub fn refusal(ctx: &Ctx<'_, '_>, name: &str, flags: &[&str]) -> Option<String> {
-    if ctx.shared.engine.make_room(ctx.now).is_err() && flags.contains(&"denyoom") {
+pub fn refusal(ctx: &Ctx<'_, '_>, gates: Gates) -> Option<String> {
+    if ctx.shared.engine.make_room(ctx.now).is_err() && gates.memory {
         return Some(OOM_ERROR.into());
     }
-    if flags.contains(&"write") || name == "ping" {
+    if gates.log {
         return ctx.shared.write_refusal();
     }
     None
