@@ -288,13 +288,24 @@ fn memcached_door_refuses_with_server_error_or_evicts_as_configured() {
     }
     let (i, reply) = refused.expect("never refused");
     assert_eq!(reply, b"SERVER_ERROR out of memory storing object\r\n");
-    // also under noreply, and for meta set and arithmetic
+    // silently under noreply (as memcached: a reply the client does not
+    // read would be taken for its next answer); meta set shows the error
+    // even with q, as memcached's meta commands do
     assert_eq!(
         mc.request(format!("set other 0 0 100 noreply\r\n{value}\r\n").as_bytes()),
-        b"SERVER_ERROR out of memory storing object\r\n"
+        b""
+    );
+    assert_eq!(
+        mc.request(b"get other\r\n"),
+        b"END\r\n",
+        "the noreply set was refused"
     );
     assert_eq!(
         mc.request(b"ms other 1\r\nx\r\n"),
+        b"SERVER_ERROR out of memory storing object\r\n"
+    );
+    assert_eq!(
+        mc.request(b"ms other 1 q\r\nx\r\n"),
         b"SERVER_ERROR out of memory storing object\r\n"
     );
     // arithmetic is not refused (memcached rewrites numbers in place)
@@ -314,6 +325,10 @@ fn memcached_door_refuses_with_server_error_or_evicts_as_configured() {
     let stats = String::from_utf8(mc.request(b"stats\r\n")).unwrap();
     assert!(stats.contains("STAT limit_maxbytes 65536\r\n"), "{stats}");
     assert!(stats.contains("STAT evictions 0\r\n"), "{stats}");
+    // the first refusal, the noreply set and two ms
+    assert!(stats.contains("STAT store_no_memory 4\r\n"), "{stats}");
+    let items = String::from_utf8(mc.request(b"stats items\r\n")).unwrap();
+    assert!(items.contains("STAT items:1:outofmemory 4\r\n"), "{items}");
     let settings = String::from_utf8(mc.request(b"stats settings\r\n")).unwrap();
     assert!(settings.contains("STAT evictions off\r\n"), "{settings}");
 

@@ -121,6 +121,7 @@ pub fn stats(ctx: &mut McCtx<'_>, args: Words<'_>) {
             stat(out, "touch_hits", load(&c.touch_hits));
             stat(out, "touch_misses", load(&c.touch_misses));
             stat(out, "store_too_large", load(&c.store_too_large));
+            stat(out, "store_no_memory", load(&c.store_no_memory));
             stat(out, "bytes_read", load(&c.bytes_read));
             stat(out, "bytes_written", load(&c.bytes_written));
             stat(
@@ -162,7 +163,7 @@ pub fn stats(ctx: &mut McCtx<'_>, args: Words<'_>) {
             let evicting = limit.policy != magpie_engine::EvictionPolicy::NoEviction;
             stat(out, "evictions", if evicting { "on" } else { "off" });
         }
-        Some(b"items") => stats_items(shared, out),
+        Some(b"items") => stats_items(shared, ctx.mc, out),
         Some(b"slabs") => stats_slabs(shared, out),
         // memcached's default (its size histogram is off unless enabled);
         // magpie keeps no histogram
@@ -190,7 +191,7 @@ pub fn stats(ctx: &mut McCtx<'_>, args: Words<'_>) {
 /// until collected, as in memcached), the bytes of their entries, and the
 /// evictions (of every database: the engine counts them server-wide). Nothing when there are no items,
 /// as memcached prints nothing for an empty cache.
-fn stats_items(shared: &Shared, out: &mut Vec<u8>) {
+fn stats_items(shared: &Shared, mc: &McState, out: &mut Vec<u8>) {
     let number = shared.engine.dbsize(DB);
     if number == 0 {
         return;
@@ -203,9 +204,11 @@ fn stats_items(shared: &Shared, out: &mut Vec<u8>) {
     );
     let evicted = shared.engine.stats().evicted_keys.load(Ordering::Relaxed);
     stat(out, "items:1:evicted", evicted);
-    for field in ["evicted_nonzero", "evicted_time", "outofmemory"] {
+    for field in ["evicted_nonzero", "evicted_time"] {
         stat(out, &format!("items:1:{field}"), 0);
     }
+    let refused = mc.counters.store_no_memory.load(Ordering::Relaxed);
+    stat(out, "items:1:outofmemory", refused);
 }
 
 /// `stats slabs`: no slab classes, and the memory database 0 holds (its
@@ -292,6 +295,7 @@ fn reset(c: &McCounters) {
         &c.touch_hits,
         &c.touch_misses,
         &c.store_too_large,
+        &c.store_no_memory,
         &c.bytes_read,
         &c.bytes_written,
         &c.total_items,

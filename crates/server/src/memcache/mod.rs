@@ -70,6 +70,9 @@ pub struct McCounters {
     pub total_items: AtomicU64,
     /// Storage refused as larger than the item size limit.
     pub store_too_large: AtomicU64,
+    /// Storage refused over the memory limit (memcached's
+    /// `store_no_memory`).
+    pub store_no_memory: AtomicU64,
     /// Bytes read from memcached clients.
     pub bytes_read: AtomicU64,
     /// Bytes written to memcached clients.
@@ -291,6 +294,19 @@ fn is_write(req: &Request<'_>) -> bool {
     ) || matches!(req, Request::Get { touch: Some(_), .. })
 }
 
+/// The `noreply` of a classic command (meta commands have none: their `q`
+/// never hides an error).
+fn noreply(req: &Request<'_>) -> bool {
+    match req {
+        Request::Store { noreply, .. }
+        | Request::Delete { noreply, .. }
+        | Request::Arith { noreply, .. }
+        | Request::Touch { noreply, .. }
+        | Request::FlushAll { noreply, .. } => *noreply,
+        _ => false,
+    }
+}
+
 /// True for the requests that store an item (memcached allocates one for
 /// each, and answers SERVER_ERROR when it cannot). Arithmetic is not among
 /// them: memcached rewrites a number in place, and an increment grows a
@@ -303,18 +319,21 @@ fn stores_an_item(req: &Request<'_>) -> bool {
 pub fn execute(ctx: &mut McCtx<'_>, req: Request<'_>) {
     // over the memory limit, a store first evicts as the policy says; with
     // nothing left to evict (or under `noeviction`, memcached's -M) it is
-    // refused, replied even under noreply (memcached's out_errstring too)
+    // refused. Under noreply the refusal is silent, as memcached's
+    // out_string makes it: a reply the client does not read would be taken
+    // for the answer to its next command.
     if stores_an_item(&req) && ctx.shared.engine.make_room(ctx.now).is_err() {
-        ctx.reply("SERVER_ERROR out of memory storing object", false);
+        McCounters::bump(&ctx.mc.counters.store_no_memory);
+        ctx.reply("SERVER_ERROR out of memory storing object", noreply(&req));
         return;
     }
     if is_write(&req) {
         if let Some(e) = ctx.shared.log_error() {
             // the data could not be made durable: refuse, as RESP does
-            // with MISCONF (replied even with noreply, so it is noticed)
+            // with MISCONF (silent under noreply, as above)
             ctx.reply(
                 &format!("SERVER_ERROR errors writing to the log: {e}"),
-                false,
+                noreply(&req),
             );
             return;
         }
