@@ -394,3 +394,53 @@ fn evicted_keys_stay_evicted_after_a_restart() {
         assert_eq!(c.cmd_str(&["EXISTS", &format!("key:{i}")]), ":1\r\n");
     }
 }
+
+/// Beside `memcached -M` (refuse instead of evicting): once each is full,
+/// the same requests get the same bytes back. Where each fills up differs
+/// (memcached per slab class, magpie over the whole keyspace), so both are
+/// filled with one item size until the first refusal, and the requests
+/// after that use the same size.
+#[test]
+fn full_under_noeviction_the_memcached_door_answers_as_memcached_minus_m() {
+    let Some(reference) = memcached_with(&["-M", "-m", "2"]) else {
+        return;
+    };
+    let (_ours, port) = magpie_mc(&["--maxmemory", "256kb"]);
+    let value = "x".repeat(100);
+    let mut replies = Vec::new();
+    for p in [reference.port, port] {
+        let mut mc = McRaw::connect(p);
+        let mut filled = false;
+        for i in 0..100_000 {
+            let reply = mc.request(format!("set key{i:05} 0 0 100\r\n{value}\r\n").as_bytes());
+            if reply != b"STORED\r\n" {
+                assert_eq!(reply, b"SERVER_ERROR out of memory storing object\r\n");
+                filled = true;
+                break;
+            }
+        }
+        assert!(filled, "port {p} never filled up");
+        let mut got = Vec::new();
+        for req in [
+            format!("set key99999 0 0 100\r\n{value}\r\n"),
+            format!("set key99998 0 0 100 noreply\r\n{value}\r\n"),
+            "get key99998\r\n".to_string(),
+            format!("ms key99997 100 q\r\n{value}\r\n"),
+            "incr key00000 1\r\n".to_string(),
+            "delete key00001\r\n".to_string(),
+            "delete key00001 noreply\r\n".to_string(),
+        ] {
+            got.push(String::from_utf8(mc.request(req.as_bytes())).unwrap());
+        }
+        let settings = String::from_utf8(mc.request(b"stats settings\r\n")).unwrap();
+        got.push(
+            settings
+                .lines()
+                .find(|l| l.starts_with("STAT evictions "))
+                .unwrap()
+                .to_string(),
+        );
+        replies.push(got);
+    }
+    assert_eq!(replies[1], replies[0], "magpie, then memcached -M");
+}
