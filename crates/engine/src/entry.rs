@@ -209,6 +209,21 @@ impl Entry {
         u32::from_le_bytes(h[VALUE_LEN_AT..VALUE_LEN_AT + 4].try_into().unwrap()) as usize
     }
 
+    /// Asks the CPU to start loading this entry's header into cache, so
+    /// that reading several entries (eviction's samples) waits for their
+    /// misses together rather than one after another. A hint only: no-op
+    /// off x86_64.
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch never faults and reads nothing into the
+        // program; the pointer is this entry's live allocation anyway.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(self.ptr.as_ptr() as *const i8);
+        }
+    }
+
     /// True once [`Entry::mark_fetched`] was called on this version.
     pub(crate) fn fetched(&self) -> bool {
         self.present() & FETCHED != 0

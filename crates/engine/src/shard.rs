@@ -102,21 +102,21 @@ impl Shard {
             policy,
             EvictionPolicy::AllKeysLru | EvictionPolicy::VolatileLru
         );
-        // past this many buckets, settle for what was found (a volatile
-        // policy then falls back to the expiry index, which is never empty
-        // here); an all-keys policy goes on to its first candidate
-        let enough_probes = samples.saturating_mul(64);
+        if !volatile {
+            return self.pick_any(if lru { samples } else { 1 }, start, now, clock);
+        }
+        // volatile: only keys with a TTL count, and past this many buckets
+        // settle for what was found, or else the expiry index's soonest
+        // (never empty here)
+        let probes = n.min(samples.saturating_mul(64));
         let mut best: Option<(usize, u32)> = None;
         let mut seen = 0;
-        for step in 0..n {
-            if step >= enough_probes && (volatile || best.is_some()) {
-                break;
-            }
-            let index = (start + step) % n;
+        for step in 0..probes {
+            let index = (start + step) & (n - 1);
             let Some(e) = self.table.get_bucket(index) else {
                 continue;
             };
-            if volatile && e.expire_at().is_none() {
+            if e.expire_at().is_none() {
                 continue;
             }
             if e.is_expired(now) {
@@ -135,8 +135,44 @@ impl Shard {
                 break;
             }
         }
+        best.map(|(index, _)| index).or_else(soonest)
+    }
+
+    /// [`Shard::pick_victim`] for the all-keys policies: the first `want`
+    /// occupied buckets from `start` on are found reading only the table's
+    /// own arrays (each entry prefetched as its bucket is found), and only
+    /// then are their entries read, so their cache misses overlap: in a full
+    /// 64 MB keyspace, reading each entry as its bucket was found spent 80%
+    /// of the sampling's time waiting on one miss at a time (perf annotate).
+    fn pick_any(&self, want: usize, start: usize, now: u64, clock: u32) -> Option<usize> {
+        let n = self.table.num_buckets();
+        debug_assert!(n.is_power_of_two());
+        let mut found = [0usize; crate::evict::MAX_SAMPLES];
+        let want = want.min(found.len());
+        let mut k = 0;
+        for step in 0..n {
+            if k == want {
+                break;
+            }
+            let index = (start + step) & (n - 1);
+            if let Some(e) = self.table.get_bucket(index) {
+                e.prefetch();
+                found[k] = index;
+                k += 1;
+            }
+        }
+        let mut best: Option<(usize, u32)> = None;
+        for &index in &found[..k] {
+            let e = self.table.get_bucket(index)?;
+            if e.is_expired(now) {
+                return Some(index);
+            }
+            let idle = idle_secs(e.last_access(), clock);
+            if best.is_none_or(|(_, b)| idle > b) {
+                best = Some((index, idle));
+            }
+        }
         best.map(|(index, _)| index)
-            .or_else(|| if volatile { soonest() } else { None })
     }
 
     /// Removes the entry at bucket `index` (from [`Shard::pick_victim`]).
