@@ -35,11 +35,31 @@ pub struct Compacted {
 }
 
 /// Runs one compaction. The caller guarantees only one runs at a time.
+///
+/// If the last compaction failed after switching the log and nothing has
+/// switched it since, this one takes that segment as its fresh one: every
+/// record in it still came after the switch, and the snapshot is taken
+/// later still, so the replay argument above holds unchanged.
 pub(crate) fn compact(core: &Core, engine: &Engine) -> io::Result<Compacted> {
     let dir = &core.dir;
     let old = Manifest::read(dir)?
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "MANIFEST vanished"))?;
-    let n = core.rotate()?;
+    let unfinished = core.unfinished_compaction.swap(0, Ordering::Relaxed);
+    let n = if unfinished != 0 && core.segment.load(Ordering::Relaxed) == unfinished {
+        unfinished
+    } else {
+        core.rotate()?
+    };
+    let r = finish(core, engine, old, n);
+    if r.is_err() {
+        core.unfinished_compaction.store(n, Ordering::Relaxed);
+    }
+    r
+}
+
+/// The part of [`compact`] after the switch to segment `n`.
+fn finish(core: &Core, engine: &Engine, old: Manifest, n: u64) -> io::Result<Compacted> {
+    let dir = &core.dir;
     let tmp = dir.join(format!("snap.{n:06}.tmp"));
     let written = write_snapshot(engine, &tmp);
     let (entries, bytes) = match written {

@@ -329,6 +329,41 @@ fn compaction_keeps_state_and_frees_the_log() {
 }
 
 #[test]
+fn a_compaction_retried_after_a_failure_snapshots_over_the_segment_it_switched_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, p) = open(dir.path());
+    for i in 0..50 {
+        set(&e, 0, &format!("k{i}"), "v1");
+    }
+    let first = *files::list(dir.path()).unwrap().segments.last().unwrap();
+    // the snapshot cannot be created: a directory sits where it goes (as a
+    // full disk would fail it), for this attempt and for one more switch
+    for n in [first + 1, first + 2] {
+        fs::create_dir(dir.path().join(format!("snap.{n:06}.tmp"))).unwrap();
+    }
+    assert!(p.compact().is_err());
+    set(&e, 0, "during", "x");
+    assert!(p.compact().is_err(), "the retry fails the same way");
+    // the two attempts switched the log once
+    let l = files::list(dir.path()).unwrap();
+    assert_eq!(l.segments, vec![first, first + 1]);
+    for n in [first + 1, first + 2] {
+        fs::remove_dir(dir.path().join(format!("snap.{n:06}.tmp"))).unwrap();
+    }
+    set(&e, 0, "after", "y");
+    let c = p.compact().unwrap();
+    assert_eq!(c.snapshot, first + 1, "{c:?}");
+    let want = dump(&e);
+    p.shutdown();
+    let l = files::list(dir.path()).unwrap();
+    assert_eq!(
+        (l.snapshots, l.segments),
+        (vec![first + 1], vec![first + 1])
+    );
+    assert_eq!(reopen_dump(dir.path()), want);
+}
+
+#[test]
 fn automatic_compaction_triggers_on_size() {
     let dir = tempfile::tempdir().unwrap();
     let e = engine();

@@ -126,6 +126,11 @@ pub(crate) struct Core {
     pub(crate) compact_ratio: f64,
     pub(crate) compacting: AtomicBool,
     pub(crate) compact_stop: AtomicBool,
+    /// The segment a compaction switched the log to before it failed (0:
+    /// none). The next compaction snapshots over that segment instead of
+    /// switching again, so retries on a full disk do not leave a new
+    /// segment every time.
+    pub(crate) unfinished_compaction: AtomicU64,
     /// Mirror of `queue.waiters > 0`, readable without the lock.
     has_waiters: AtomicBool,
     activity: Option<Arc<RuntimeActivity>>,
@@ -168,6 +173,7 @@ impl Core {
             compact_ratio,
             compacting: AtomicBool::new(false),
             compact_stop: AtomicBool::new(false),
+            unfinished_compaction: AtomicU64::new(0),
             has_waiters: AtomicBool::new(false),
             activity,
         }
