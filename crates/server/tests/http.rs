@@ -1384,3 +1384,57 @@ fn over_the_memory_limit_writes_get_507_and_deletes_and_reads_go_on() {
     assert_eq!(stats["memory"]["maxmemory_policy"], "noeviction");
     assert_eq!(stats["counters"]["evicted_keys"], 0);
 }
+
+/// The dashboard's page and script are served as documented, load nothing
+/// from elsewhere, and the script's own functions, run under node against
+/// this server's live /v1/stats, read the figures right.
+#[test]
+fn the_dashboard_serves_its_page_and_script_and_reads_live_stats() {
+    let h = Http::start(&[]);
+    let page = h.req("GET", "/dashboard", &[], b"");
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(csp.starts_with("default-src 'self'"), "{csp}");
+    let html = String::from_utf8(page.body.clone()).unwrap();
+    assert!(html.contains(r#"<script type="module" src="/dashboard.js"></script>"#));
+    assert!(
+        !html.contains("http:") && !html.contains("https:"),
+        "loads from elsewhere"
+    );
+    let script = h.req("GET", "/dashboard.js", &[], b"");
+    assert_eq!(script.status, 200);
+    assert_eq!(
+        script.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(script.body, include_bytes!("../src/http/dashboard.mjs"));
+    for i in 0..7 {
+        assert_eq!(h.put(&format!("/v1/keys/k{i}"), b"v").status, 201);
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        assert!(
+            !in_ci(),
+            "node is not installed but CI=true: .ci/run must install it"
+        );
+        eprintln!("\n*** SKIPPED the dashboard script check: node is not installed (apt-get install nodejs) ***\n");
+        return;
+    }
+    let out = Command::new("node")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/dashboard_check.mjs"
+        ))
+        .args([h.port.to_string(), h.server.port.to_string(), "7".into()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,11 +1,14 @@
 //! The HTTP/JSON front door: keys of database 0 over REST, plus stats,
-//! Prometheus metrics, health and readiness probes and the OpenAPI document.
+//! Prometheus metrics, a live dashboard, health and readiness probes and
+//! the OpenAPI document.
 //!
 //! [`router`] lists every route; [`keys`] has the key handlers, [`stats`] the
-//! observability endpoints, [`errors`] the JSON error form, [`log`] the
-//! request-id and canonical-log-line middleware and [`openapi`] the document
-//! that describes all of it (docs/http.md is the prose version).
+//! observability endpoints, [`dashboard`] the page over them, [`errors`] the
+//! JSON error form, [`log`] the request-id and canonical-log-line
+//! middleware and [`openapi`] the document that describes all of it
+//! (docs/http.md is the prose version).
 
+pub mod dashboard;
 pub mod errors;
 pub mod keys;
 pub mod log;
@@ -81,6 +84,7 @@ pub const ROUTES: &[&str] = &[
     "healthz",
     "readyz",
     "openapi",
+    "dashboard",
     "other",
 ];
 
@@ -109,6 +113,7 @@ pub fn route_index(method: &axum::http::Method, path: &str) -> u16 {
             "/healthz" if get => "healthz",
             "/readyz" if get => "readyz",
             "/openapi.json" if get => "openapi",
+            "/dashboard" | "/dashboard.js" if get => "dashboard",
             _ => "other",
         }
     };
@@ -141,6 +146,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi::document))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard.js", get(dashboard::script))
         .fallback(not_found)
         .layer(CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn_with_state(

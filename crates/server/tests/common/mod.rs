@@ -460,7 +460,7 @@ pub fn magpie_mc(extra: &[&str]) -> (Server, u16) {
 
 /// True when a missing external tool should fail the test (CI=true)
 /// rather than skip it.
-fn in_ci() -> bool {
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
