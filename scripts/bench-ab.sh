@@ -7,15 +7,9 @@
 #   BASE=/tmp/old/magpie scripts/bench-ab.sh            # REPS=4, SECS=3
 #   BASE=... FLAGS="--maxmemory 1gb" scripts/bench-ab.sh  # flags for both
 set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo build --release -q
-ROOT=$PWD
-MAGPIE=${CARGO_TARGET_DIR:-$ROOT/target}/release/magpie
+# shellcheck source=scripts/bench-common.sh
+. "$(dirname "$0")/bench-common.sh"
 BASE=${BASE:?BASE=<path of the other magpie binary>}
-BENCH=$ROOT/../shared/bench
-# shellcheck source=/dev/null
-. "$BENCH/lib.sh"
-build_tools
 REPS=${REPS:-4}
 SECS=${SECS:-3}
 PORT=${PORT:-13130}
@@ -24,24 +18,7 @@ OUT=${OUT:-$BENCH_TMP/ab-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 RES=$OUT/results.csv
 echo "rep,$CSV_HEADER" >"$RES"
-SERVER=
-stop_server() {
-    if [ -n "$SERVER" ]; then
-        kill "$SERVER" 2>/dev/null || true
-        wait "$SERVER" 2>/dev/null || true
-        SERVER=
-    fi
-}
 trap stop_server EXIT
-wait_port() {
-    local i
-    for i in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "port $1 did not open" >&2
-    return 1
-}
 run_case() { # rep label binary
     local rep=$1 label=$2 bin=$3 op p
     # shellcheck disable=SC2086

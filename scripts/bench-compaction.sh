@@ -21,13 +21,8 @@
 #   scripts/bench-compaction.sh        # REPS=2, SECS=6
 #   REDIS=0 scripts/bench-compaction.sh   # magpie's cases only
 set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo build --release -q
-ROOT=$PWD
-BENCH=$ROOT/../shared/bench
-# shellcheck source=/dev/null
-. "$BENCH/lib.sh"
-build_tools
+# shellcheck source=scripts/bench-common.sh
+. "$(dirname "$0")/bench-common.sh"
 REPS=${REPS:-2}
 REDIS=${REDIS:-1}
 SECS=${SECS:-6}
@@ -35,17 +30,9 @@ N=${N:-2000000}
 PORT=${PORT:-13601}
 TMP=$BENCH_TMP/compaction
 mkdir -p "$TMP"
-SERVER=
-stop_server() {
-    if [ -n "$SERVER" ]; then
-        kill "$SERVER" 2>/dev/null || true
-        wait "$SERVER" 2>/dev/null || true
-        SERVER=
-    fi
-}
 trap 'stop_server; rm -rf "$TMP"/seed "$TMP"/case "$TMP"/rseed "$TMP"/rcase' EXIT
 serve() { # dir min_size log
-    taskset -c 1 "$ROOT/target/release/magpie" serve --port "$PORT" --memcache-port 0 --http-port 0 \
+    taskset -c 1 "$MAGPIE" serve --port "$PORT" --memcache-port 0 --http-port 0 \
         --dir "$1" --compact-min-size "$2" >"$3" 2>&1 &
     SERVER=$!
     local i

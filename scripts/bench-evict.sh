@@ -13,14 +13,8 @@
 #   LIMIT_MB=256 KEYSPACE=20000000 scripts/bench-evict.sh
 #   BASE=/tmp/old/magpie scripts/bench-evict.sh  # an earlier build too
 set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo build --release -q
-ROOT=$PWD
-MAGPIE=${CARGO_TARGET_DIR:-$ROOT/target}/release/magpie
-BENCH=$ROOT/../shared/bench
-# shellcheck source=/dev/null
-. "$BENCH/lib.sh"
-build_tools
+# shellcheck source=scripts/bench-common.sh
+. "$(dirname "$0")/bench-common.sh"
 REPS=${REPS:-3}
 SECS=${SECS:-3}
 LIMIT_MB=${LIMIT_MB:-64}
@@ -35,26 +29,7 @@ RES=$OUT/results.csv
 HELD=$OUT/held.csv
 echo "rep,$CSV_HEADER" >"$RES"
 echo "rep,server,keys_held,evictions,rss_mb" >"$HELD"
-SERVER=
-
-stop_server() {
-    if [ -n "$SERVER" ]; then
-        kill "$SERVER" 2>/dev/null || true
-        wait "$SERVER" 2>/dev/null || true
-        SERVER=
-    fi
-}
 trap stop_server EXIT
-
-wait_port() {
-    local i
-    for i in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "port $1 did not open" >&2
-    return 1
-}
 
 # "stats" of memcached, or INFO of the others, as name value lines
 server_stats() { # server

@@ -12,14 +12,8 @@
 #       labelled "base", in the same alternation (A/B of a change)
 #   REDIS=0 ...                                    # leave Redis out
 set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo build --release -q
-ROOT=$PWD
-MAGPIE=${CARGO_TARGET_DIR:-$ROOT/target}/release/magpie
-BENCH=$ROOT/../shared/bench
-# shellcheck source=/dev/null
-. "$BENCH/lib.sh"
-build_tools
+# shellcheck source=scripts/bench-common.sh
+. "$(dirname "$0")/bench-common.sh"
 REPS=${REPS:-3}
 SECS=${SECS:-3}
 PORT=${PORT:-13110}
@@ -32,26 +26,7 @@ OUT=${OUT:-$BENCH_TMP/persist-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 RES=$OUT/results.csv
 echo "rep,$CSV_HEADER" >"$RES"
-SERVER=
-
-stop_server() {
-    if [ -n "$SERVER" ]; then
-        kill "$SERVER" 2>/dev/null || true
-        wait "$SERVER" 2>/dev/null || true
-        SERVER=
-    fi
-}
 trap 'stop_server; rm -rf "$OUT"/data-*' EXIT
-
-wait_port() {
-    local i
-    for i in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "port $1 did not open" >&2
-    return 1
-}
 
 run_case() { # rep server fsync
     local rep=$1 srv=$2 fs=$3 d=$OUT/data-$2-$3 p
