@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import {
-  FIGURES, HISTORY, newState, update, sparkline, human, topCommands,
+  FIGURES, HISTORY, newState, update, sparkline, human, duration, topCommands,
 } from "../src/http/dashboard.mjs";
 
 const [httpPort, respPort, keys] = process.argv.slice(2).map(Number);
@@ -71,4 +71,8 @@ assert.equal(human(999, ""), "999");
 assert.equal(human(1500, "/s"), "1.50 k/s");
 assert.equal(human(3 * 1024 * 1024, "B"), "3.00 MiB");
 assert.equal(human(0, "B"), "0 B");
+assert.equal(duration(393.216), "393 µs");
+assert.equal(duration(2.048), "2.05 µs");
+assert.equal(duration(81920), "81.9 ms");
+assert.equal(duration(2.5e6), "2.50 s");
 console.log("dashboard ok");

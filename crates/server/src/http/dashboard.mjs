@@ -93,6 +93,13 @@ export function human(n, unit) {
   return `${n.toFixed(digits)} ${suffixes[i]}${unit}`.trim();
 }
 
+/** A latency in microseconds, to three significant digits. */
+export function duration(us) {
+  if (us >= 1e6) return `${(us / 1e6).toPrecision(3)} s`;
+  if (us >= 1e3) return `${(us / 1e3).toPrecision(3)} ms`;
+  return `${us.toPrecision(3)} µs`;
+}
+
 /**
  * The busiest commands between two readings: {door, name, rate, p99_us},
  * most calls per second first, at most `limit`.
@@ -168,7 +175,7 @@ function start() {
           el("td", {}, r.door),
           el("td", {}, r.name),
           el("td", {}, human(r.rate, "/s")),
-          el("td", {}, `${r.p99_us} µs`),
+          el("td", {}, duration(r.p99_us)),
         );
         top.append(row);
       }
