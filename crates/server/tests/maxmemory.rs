@@ -56,6 +56,7 @@ fn over_the_limit_under_noeviction_denyoom_commands_get_redis_oom_error() {
 CONFIG SET maxmemory 1
 CONFIG GET maxmemory
 CONFIG GET maxmemory-policy
+CONFIG GET maxmemory-samples
 SET k2 v
 SETNX k3 v
 APPEND k more
