@@ -220,22 +220,6 @@ fn config_set_checks_the_policy_and_samples_like_redis() {
 
 #[test]
 fn maxmemory_flags_are_checked_at_their_edges() {
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_magpie"))
-            .args([
-                "serve",
-                "--ephemeral",
-                "--port",
-                "0",
-                "--memcache-port",
-                "0",
-                "--http-port",
-                "0",
-            ])
-            .args(args)
-            .output()
-            .unwrap()
-    };
     for (args, says) in [
         (
             &["--maxmemory-samples", "0"][..],
@@ -252,7 +236,7 @@ fn maxmemory_flags_are_checked_at_their_edges() {
         ),
         (&["--maxmemory-policy", "lru"][..], "must be one of"),
     ] {
-        let out = run(args);
+        let out = failed_serve(args);
         assert!(!out.status.success(), "{args:?} was accepted");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{args:?}: {err}");

@@ -485,20 +485,7 @@ fn daily_rotation_names_the_log_file_by_date() {
 
 #[test]
 fn a_log_file_in_a_missing_directory_stops_the_start() {
-    let out = Command::new(env!("CARGO_BIN_EXE_magpie"))
-        .args([
-            "serve",
-            "--ephemeral",
-            "--port",
-            "0",
-            "--memcache-port",
-            "0",
-            "--http-port",
-            "0",
-        ])
-        .args(["--log-file", "/nonexistent-dir/magpie.log"])
-        .output()
-        .unwrap();
+    let out = failed_serve(&["--log-file", "/nonexistent-dir/magpie.log"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -89,6 +89,17 @@ fn log_file(port: u16) -> Stdio {
     std::fs::File::create(log_path(port)).map_or(Stdio::null(), Stdio::from)
 }
 
+/// Runs `magpie serve --ephemeral` with every listener's port at 0 and
+/// `args`, for a start that must fail: its output once it exited.
+pub fn failed_serve(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_magpie"))
+        .args(["serve", "--ephemeral", "--port", "0"])
+        .args(["--memcache-port", "0", "--http-port", "0"])
+        .args(args)
+        .output()
+        .expect("run magpie")
+}
+
 /// Starts `magpie serve` on a free port with extra flags.
 pub fn magpie(extra: &[&str]) -> Server {
     retry_on_port_clash("magpie", || spawn_magpie(free_port(), extra))
