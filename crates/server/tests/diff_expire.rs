@@ -199,7 +199,8 @@ TTL k
 EXPIRE k 100 xx gt
 EXPIRE k 100 XX LT
 TTL k
-EXPIRE k 100 gt gt
+# repeated flags; the same TTL again, so 1 only if a millisecond ticked
+~ EXPIRE k 100 gt gt
 EXPIRE k 100 lt LT
 PEXPIRE k 50000 lt
 TTL k
