@@ -8,28 +8,15 @@
 # memcached with `magpie bench --compare`).
 #   scripts/bench-loadgen.sh      # REPS=3, SECS=3 (about 3 minutes)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo build --release -q
-ROOT=$PWD
-BENCH=$ROOT/../shared/bench
-# shellcheck source=/dev/null
-. "$BENCH/lib.sh"
-build_tools
+# shellcheck source=scripts/bench-common.sh
+. "$(dirname "$0")/bench-common.sh"
 REPS=${REPS:-3}
 SECS=${SECS:-3}
 RP=${RP:-13201}
-MB=$ROOT/target/release/magpie
+MB=$MAGPIE
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
-wait_port() {
-    local i
-    for i in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 taskset -c 1 redis-server --bind 127.0.0.1 --port "$RP" --save "" --appendonly no >/dev/null 2>&1 &
 PIDS+=($!)

@@ -6,22 +6,13 @@
 # "key:%010d" with 32-byte values, loaded with `redis-cli --pipe`.
 #   scripts/bench-restart.sh                 # N="1000000 10000000", REPS=2
 set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo build --release -q
-ROOT=$PWD
+# shellcheck source=scripts/bench-common.sh
+. "$(dirname "$0")/bench-common.sh"
 NS=${NS:-"1000000 10000000"}
 REPS=${REPS:-2}
 PORT=${PORT:-13501}
 TMP=${BENCH_TMP:-/tmp/kvbench}/restart
 mkdir -p "$TMP"
-SERVER=
-stop_server() {
-    if [ -n "$SERVER" ]; then
-        kill "$SERVER" 2>/dev/null || true
-        wait "$SERVER" 2>/dev/null || true
-        SERVER=
-    fi
-}
 trap 'stop_server; rm -rf "$TMP"/data-*' EXIT
 
 start_server() { # srv dir
@@ -29,7 +20,7 @@ start_server() { # srv dir
         taskset -c 1 redis-server --bind 127.0.0.1 --port "$PORT" --save "" --appendonly yes \
             --appendfsync everysec --dir "$2" >>"$TMP/$1.log" 2>&1 &
     else
-        taskset -c 1 "$ROOT/target/release/magpie" serve --port "$PORT" --memcache-port 0 \
+        taskset -c 1 "$MAGPIE" serve --port "$PORT" --memcache-port 0 \
             --http-port 0 --dir "$2" --appendfsync everysec >>"$TMP/$1.log" 2>&1 &
     fi
     SERVER=$!
