@@ -10,8 +10,6 @@
 //! command family). The client tools live here too: [`cli`] (`magpie cli`)
 //! and [`bench`] (`magpie bench`).
 
-pub mod bench;
-pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod config_file;

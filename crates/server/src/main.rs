@@ -46,9 +46,9 @@ enum Command {
     },
     /// A redis-cli style client (memcached text with --memcache).
     #[command(disable_help_flag = true)]
-    Cli(Box<magpie::cli::CliArgs>),
+    Cli(Box<magpie_tools::cli::CliArgs>),
     /// A memtier_benchmark style load generator.
-    Bench(Box<magpie::bench::BenchArgs>),
+    Bench(Box<magpie_tools::bench::BenchArgs>),
 }
 
 fn main() {
@@ -87,8 +87,8 @@ fn main() {
                 std::process::exit(1);
             }
         },
-        Command::Cli(args) => std::process::exit(magpie::cli::run(*args)),
-        Command::Bench(args) => std::process::exit(magpie::bench::run(*args)),
+        Command::Cli(args) => std::process::exit(magpie_tools::cli::run(*args)),
+        Command::Bench(args) => std::process::exit(magpie_tools::bench::run(*args)),
     }
 }
 

@@ -345,18 +345,18 @@ CLIENT_ERROR cannot increment or decrement non-numeric value\nMN\n17\nERROR\n"
 }
 
 /// `magpie cli`'s flags as the binary would parse them.
-fn cli_args(args: &[&str]) -> magpie::cli::CliArgs {
+fn cli_args(args: &[&str]) -> magpie_tools::cli::CliArgs {
     use clap::{Args, FromArgMatches};
-    let cmd = magpie::cli::CliArgs::augment_args(clap::Command::new("cli").disable_help_flag(true));
+    let cmd = magpie_tools::cli::CliArgs::augment_args(clap::Command::new("cli").disable_help_flag(true));
     let m = cmd
         .try_get_matches_from(std::iter::once("cli").chain(args.iter().copied()))
         .unwrap();
-    magpie::cli::CliArgs::from_arg_matches(&m).unwrap()
+    magpie_tools::cli::CliArgs::from_arg_matches(&m).unwrap()
 }
 
 #[test]
 fn hints_come_from_a_live_servers_command_docs() {
-    use magpie::cli::repl::Docs;
+    use magpie_tools::cli::repl::Docs;
     let s = magpie(&[]);
     let p = s.port.to_string();
     let set = " key value [NX|XX] [GET] [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|KEEPTTL]";
@@ -364,7 +364,7 @@ fn hints_come_from_a_live_servers_command_docs() {
     for extra in [&[][..], &["-3"][..]] {
         let mut args = vec!["-p", &p];
         args.extend_from_slice(extra);
-        let mut conn = magpie::cli::Conn::open(&cli_args(&args)).unwrap();
+        let mut conn = magpie_tools::cli::Conn::open(&cli_args(&args)).unwrap();
         let docs = Docs::fetch(&mut conn);
         assert_eq!(docs.hint("SET").as_deref(), Some(set), "{extra:?}");
         assert_eq!(
@@ -396,7 +396,7 @@ fn hints_come_from_a_live_servers_command_docs() {
     // the same hint redis-server's own COMMAND DOCS gives
     if let Some(r) = redis() {
         let rp = r.port.to_string();
-        let mut conn = magpie::cli::Conn::open(&cli_args(&["-p", &rp])).unwrap();
+        let mut conn = magpie_tools::cli::Conn::open(&cli_args(&["-p", &rp])).unwrap();
         assert_eq!(Docs::fetch(&mut conn).hint("SET").as_deref(), Some(set));
     }
 }

@@ -314,7 +314,7 @@ pub fn run(args: &CliArgs) -> i32 {
         let line: Vec<String> = args
             .command
             .iter()
-            .map(|a| super::format::repr(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())))
+            .map(|a| super::repr::repr(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())))
             .collect();
         return if handle(&line.join(" "), &mut conn) {
             0

@@ -13,6 +13,7 @@ pub mod format;
 pub mod memcache;
 pub mod pipe;
 pub mod repl;
+pub mod repr;
 pub mod resp;
 pub mod split;
 

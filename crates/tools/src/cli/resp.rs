@@ -230,7 +230,7 @@ fn read_at(r: &mut impl BufRead, depth: usize) -> Result<Reply, ReplyError> {
             other => {
                 return Err(protocol(format!(
                     "Protocol error, got {} as reply type byte",
-                    super::format::repr(&[other])
+                    super::repr::repr(&[other])
                 )))
             }
         });

@@ -2,29 +2,8 @@
 //! terminal (`(integer) 1`, `1) "a"`, `(nil)`) and the raw form used with
 //! `--raw` or when stdout is not a terminal (values one per line).
 
+use super::repr::repr;
 use super::resp::Reply;
-
-/// redis-cli's `sdscatrepr`: a double-quoted string with `\n \r \t \a \b
-/// \" \\` escaped, other bytes outside printable ASCII as `\xHH`.
-pub fn repr(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() + 2);
-    s.push('"');
-    for &b in bytes {
-        match b {
-            b'\\' => s.push_str("\\\\"),
-            b'"' => s.push_str("\\\""),
-            b'\n' => s.push_str("\\n"),
-            b'\r' => s.push_str("\\r"),
-            b'\t' => s.push_str("\\t"),
-            0x07 => s.push_str("\\a"),
-            0x08 => s.push_str("\\b"),
-            0x20..=0x7e => s.push(b as char),
-            _ => s.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    s.push('"');
-    s
-}
 
 /// The terminal form of a reply (redis-cli `cliFormatReplyTTY`), ending in
 /// a newline.
@@ -178,14 +157,6 @@ mod tests {
 
     fn t(r: &Reply) -> String {
         String::from_utf8(tty(r)).unwrap()
-    }
-
-    #[test]
-    fn escapes_like_sdscatrepr() {
-        assert_eq!(
-            repr(b"a\x01\xff\t\x07\x08\xc3\xa9\"\\\r\n "),
-            r#""a\x01\xff\t\a\b\xc3\xa9\"\\\r\n ""#
-        );
     }
 
     #[test]
