@@ -10,14 +10,12 @@
 //! command family). The client tools live here too: [`cli`] (`magpie cli`)
 //! and [`bench`] (`magpie bench`).
 
-pub mod commands;
 pub mod config;
-pub mod config_file;
 pub mod http;
 pub mod listener;
+pub mod logging;
 pub mod memcache;
-pub mod memcache_conn;
-pub mod resp_conn;
+pub mod resp;
 pub mod session;
 pub mod shared;
 pub mod slowlog;

@@ -17,7 +17,7 @@ pub async fn run_resp(shared: Arc<Shared>, listener: TcpListener) {
         shared,
         listener,
         b"-ERR max number of clients reached\r\n",
-        crate::resp_conn::serve,
+        crate::resp::conn::serve,
     )
     .await
 }
@@ -38,7 +38,7 @@ pub async fn run_memcache(
         listener,
         // memcached's reply when it is at its connection limit
         b"ERROR Too many open connections\r\n",
-        move |shared, stream, info| crate::memcache_conn::serve(shared, mc.clone(), stream, info),
+        move |shared, stream, info| crate::memcache::conn::serve(shared, mc.clone(), stream, info),
     )
     .await
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use magpie::config::file::{self as config_file, ConfigArgs, ServeArgs};
 use magpie::config::ServeConfig;
-use magpie::config_file::{self, ConfigArgs, ServeArgs};
 use magpie::shared::Shared;
 
 #[global_allocator]
@@ -105,7 +105,7 @@ fn resolve_or_exit(
 }
 
 fn serve(config: ServeConfig) -> std::io::Result<()> {
-    let _log_guard = magpie::http::log::init(&magpie::http::log::LogSettings {
+    let _log_guard = magpie::logging::init(&magpie::logging::LogSettings {
         format: config.log_format,
         file: config.log_file.clone(),
         rotation: config.log_rotation,

@@ -12,8 +12,8 @@ use magpie_persist::files::FaultyFs;
 use magpie_persist::{FsyncPolicy, Options, Persistence};
 use magpie_protocol::resp::{Framing, Parser, Proto, ReplyWriter};
 
-use crate::commands::{self, Ctx};
 use crate::config::ServeConfig;
+use crate::resp::{self, Ctx};
 use crate::session::Session;
 use crate::shared::{ClientInfo, ClientState, Shared};
 
@@ -47,7 +47,7 @@ fn run_framed(shared: &Shared, session: &mut Session, line: &str, framing: Frami
         now: magpie_engine::now_ms(),
         framing,
     };
-    commands::execute(&mut ctx, parser.args(&req));
+    resp::execute(&mut ctx, parser.args(&req));
     String::from_utf8(out).unwrap()
 }
 

@@ -221,7 +221,7 @@ impl Shared {
             runtime.command_log_sample,
         );
         let command_stats = CommandStats::new([
-            crate::commands::names(),
+            crate::resp::names(),
             crate::memcache::COMMANDS.to_vec(),
             crate::http::ROUTES.to_vec(),
         ]);

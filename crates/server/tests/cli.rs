@@ -347,7 +347,8 @@ CLIENT_ERROR cannot increment or decrement non-numeric value\nMN\n17\nERROR\n"
 /// `magpie cli`'s flags as the binary would parse them.
 fn cli_args(args: &[&str]) -> magpie_tools::cli::CliArgs {
     use clap::{Args, FromArgMatches};
-    let cmd = magpie_tools::cli::CliArgs::augment_args(clap::Command::new("cli").disable_help_flag(true));
+    let cmd =
+        magpie_tools::cli::CliArgs::augment_args(clap::Command::new("cli").disable_help_flag(true));
     let m = cmd
         .try_get_matches_from(std::iter::once("cli").chain(args.iter().copied()))
         .unwrap();

@@ -89,7 +89,7 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// Every setting's name, from the clap definition of `serve`.
 fn setting_names() -> Vec<String> {
-    magpie::config_file::settings_command()
+    magpie::config::file::settings_command()
         .get_arguments()
         .map(|a| a.get_long().expect("long flag").to_string())
         .collect()
@@ -454,7 +454,7 @@ fn example_file_lists_every_setting_with_its_default() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../magpie.example.toml");
     let text = std::fs::read_to_string(&path).expect("magpie.example.toml at the repo root");
     let table: toml::Table = text.parse().expect("example parses as TOML");
-    let cmd = magpie::config_file::settings_command();
+    let cmd = magpie::config::file::settings_command();
     let names = setting_names();
 
     for key in table.keys() {

@@ -191,7 +191,7 @@ fn command_count_and_list_cover_every_command() {
     let s = magpie(&[]);
     let mut c = s.client();
     let count = c.cmd_str(&["COMMAND", "COUNT"]);
-    let all: Vec<&str> = magpie::commands::all().map(|c| c.name).collect();
+    let all: Vec<&str> = magpie::resp::all().map(|c| c.name).collect();
     assert_eq!(count, format!(":{}\r\n", all.len()));
     let list = bulk_array(&c.cmd(&["COMMAND", "LIST"]));
     let top: Vec<&str> = list

@@ -6,6 +6,7 @@
 //! is written once per read batch.
 
 pub mod arith;
+pub mod conn;
 pub mod meta;
 pub mod misc;
 pub mod retrieval;

@@ -11,7 +11,7 @@ use magpie_protocol::resp::{Args, Framing, Parser, Proto, ReplyWriter};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::commands::{self, Ctx};
+use crate::resp::{self, Ctx};
 use crate::session::Session;
 use crate::shared::{ClientInfo, Shared};
 use crate::slowlog::{write_down, Observer};
@@ -89,14 +89,14 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
                         now,
                         framing: req.framing,
                     };
-                    commands::execute(&mut ctx, args);
+                    resp::execute(&mut ctx, args);
                     let done = Instant::now();
                     let nanos = done.duration_since(started).as_nanos() as u64;
                     started = done;
                     let cmd = session.last_index.take();
                     let error = matches!(out.get(before), Some(b'-' | b'!'));
                     let notes = observer.finish(cmd, nanos, error);
-                    if notes.any() && !commands::is_secret(args.get(0)) {
+                    if notes.any() && !resp::is_secret(args.get(0)) {
                         let words: Vec<&[u8]> = args.iter().collect();
                         write_down(
                             &shared.slowlog,
@@ -131,7 +131,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
             let mut st = session.info.state.lock();
             st.last_active = Some(std::time::Instant::now());
             st.db = session.db;
-            st.resp = commands::proto_version(session.proto) as u8;
+            st.resp = resp::proto_version(session.proto) as u8;
             st.last_cmd.clear();
             st.last_cmd.push_str(session.last_cmd);
         }

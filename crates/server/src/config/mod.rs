@@ -1,6 +1,8 @@
 //! `magpie serve` settings: command-line flags (Redis's names where Redis
 //! has one), each also readable from a `MAGPIE_*` environment variable.
 
+pub mod file;
+
 use std::path::PathBuf;
 
 use clap::Args;
@@ -147,8 +149,8 @@ pub struct ServeConfig {
     pub command_log_sample: u64,
 
     /// Log line format.
-    #[arg(long, value_enum, default_value_t = crate::http::log::LogFormat::Logfmt, env = "MAGPIE_LOG_FORMAT")]
-    pub log_format: crate::http::log::LogFormat,
+    #[arg(long, value_enum, default_value_t = crate::logging::LogFormat::Logfmt, env = "MAGPIE_LOG_FORMAT")]
+    pub log_format: crate::logging::LogFormat,
 
     /// Write log lines to this file instead of stderr (its directory must
     /// exist). With `--log-rotation`, the file name gets a date suffix
@@ -157,8 +159,8 @@ pub struct ServeConfig {
     pub log_file: Option<PathBuf>,
 
     /// When `--log-file` starts a new file.
-    #[arg(long, value_enum, default_value_t = crate::http::log::LogRotation::Never, env = "MAGPIE_LOG_ROTATION")]
-    pub log_rotation: crate::http::log::LogRotation,
+    #[arg(long, value_enum, default_value_t = crate::logging::LogRotation::Never, env = "MAGPIE_LOG_ROTATION")]
+    pub log_rotation: crate::logging::LogRotation,
 
     /// Rotated log files to keep (the oldest are deleted); 0 keeps all.
     #[arg(long, default_value_t = 0, env = "MAGPIE_LOG_MAX_FILES")]

@@ -16,6 +16,7 @@ use crate::shared::Shared;
 use crate::stats::Door;
 
 pub mod command_docs;
+pub mod conn;
 pub mod connection;
 pub mod expire;
 pub mod keys;
