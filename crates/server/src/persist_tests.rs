@@ -46,6 +46,7 @@ fn run_framed(shared: &Shared, session: &mut Session, line: &str, framing: Frami
         out: &mut w,
         now: magpie_engine::now_ms(),
         framing,
+        commands: resp::table(),
     };
     resp::execute(&mut ctx, parser.args(&req));
     String::from_utf8(out).unwrap()

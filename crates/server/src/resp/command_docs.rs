@@ -284,10 +284,11 @@ mod tests {
     use magpie_protocol::resp::Proto;
 
     fn all_names() -> Vec<&'static str> {
-        super::super::all()
+        crate::resp::all()
             .flat_map(|c| {
                 std::iter::once(c.name).chain(
-                    super::super::server::subcommands(c.name)
+                    crate::resp::table()
+                        .subcommands(c.name)
                         .iter()
                         .map(|s| s.name),
                 )
@@ -316,8 +317,8 @@ mod tests {
 
     #[test]
     fn syntax_strings_agree_with_the_argument_trees() {
-        let specs = super::super::all().flat_map(|c| {
-            std::iter::once(c).chain(super::super::server::subcommands(c.name).iter())
+        let specs = crate::resp::all().flat_map(|c| {
+            std::iter::once(c).chain(crate::resp::table().subcommands(c.name).iter())
         });
         let mut wrong = Vec::new();
         for spec in specs {

@@ -40,6 +40,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut observer = Observer::new(Door::Resp);
+    let commands = resp::table();
 
     loop {
         if rbuf.capacity() - rbuf.len() < 512 {
@@ -88,6 +89,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
                         out: &mut w,
                         now,
                         framing: req.framing,
+                        commands,
                     };
                     resp::execute(&mut ctx, args);
                     let done = Instant::now();

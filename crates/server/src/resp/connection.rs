@@ -5,8 +5,10 @@ use std::time::Instant;
 
 use magpie_protocol::resp::{Args, Proto};
 
-use super::server::{dispatch_subcommand, subcommand, write_help, REDIS_VERSION};
-use super::{int_arg, is, proto_version, CommandSpec, Ctx};
+use super::handler::{
+    dispatch_subcommand, int_arg, is, proto_version, subcommand, write_help, CommandSpec, Ctx,
+    REDIS_VERSION,
+};
 use crate::shared::{ClientInfo, ClientState};
 
 /// The connection family's table.
@@ -321,7 +323,7 @@ fn hello(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
         } else {
             ctx.out.error(&format!(
                 "ERR Syntax error in HELLO option '{}'",
-                super::sanitize(opt)
+                super::handler::sanitize(opt)
             ));
             return;
         }
@@ -411,14 +413,14 @@ fn client_setinfo(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     } else {
         ctx.out.error(&format!(
             "ERR Unrecognized option '{}'",
-            super::sanitize(attr)
+            super::handler::sanitize(attr)
         ));
         return;
     };
     if !valid_client_attr(value) {
         ctx.out.error(&format!(
             "ERR {} cannot contain spaces, newlines or special characters.",
-            super::sanitize(attr)
+            super::handler::sanitize(attr)
         ));
         return;
     }
@@ -506,8 +508,10 @@ fn client_list(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
         {
             ids = Some(Vec::new()); // magpie has no such clients
         } else if !is(t, "normal") {
-            ctx.out
-                .error(&format!("ERR Unknown client type '{}'", super::sanitize(t)));
+            ctx.out.error(&format!(
+                "ERR Unknown client type '{}'",
+                super::handler::sanitize(t)
+            ));
             return;
         }
     } else if args.len() > 3 && is(args.get(2), "id") {

@@ -7,7 +7,7 @@
 
 use magpie_protocol::resp::Args;
 
-use super::{int_arg, is, CommandSpec, Ctx};
+use super::handler::{int_arg, is, CommandSpec, Ctx};
 
 /// The expire family's table.
 pub const COMMANDS: &[CommandSpec] = &[

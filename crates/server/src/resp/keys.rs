@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use magpie_engine::glob;
 use magpie_protocol::resp::Args;
 
-use super::{int_arg, is, CommandSpec, Ctx};
+use super::handler::{int_arg, is, CommandSpec, Ctx};
 
 /// The keys family's table.
 pub const COMMANDS: &[CommandSpec] = &[

@@ -13,7 +13,7 @@ use magpie_protocol::resp::Args;
 use memchr::{memchr, memchr2};
 use regex::bytes::{Regex, RegexBuilder};
 
-use super::{is, sanitize, Ctx, Gates};
+use super::handler::{is, sanitize, Ctx, Gates};
 
 /// Most memory one compiled KEYS pattern may use (program and lazy-DFA
 /// cache each), so a client cannot make the server build a huge automaton.
@@ -113,12 +113,15 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> bool {
         ctx.wrong_args(cmd.name);
         return true;
     }
-    if let Some(err) = super::refusal(ctx, cmd.gates) {
+    if let Some(err) = super::handler::refusal(ctx, cmd.gates) {
         ctx.out.error(&err);
         return true;
     }
     // counted under the Redis command of the same name, if there is one
-    let index = super::lookup_indexed(cmd.name.as_bytes()).map(|(_, i)| i);
+    let index = ctx
+        .commands
+        .lookup_indexed(cmd.name.as_bytes())
+        .map(|(_, i)| i);
     ctx.session.ran(cmd.name, index);
     (cmd.handler)(ctx, args);
     true

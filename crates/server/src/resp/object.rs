@@ -17,8 +17,7 @@
 
 use magpie_protocol::resp::Args;
 
-use super::server::dispatch_subcommand;
-use super::{CommandSpec, Ctx};
+use super::handler::{dispatch_subcommand, CommandSpec, Ctx};
 
 /// The OBJECT container command.
 pub const COMMANDS: &[CommandSpec] = &[CommandSpec {
@@ -35,7 +34,11 @@ pub const COMMANDS: &[CommandSpec] = &[CommandSpec {
 }];
 
 /// A subcommand naming one key (argument 2), as Redis declares them.
-const fn keyed(name: &'static str, summary: &'static str, handler: super::Handler) -> CommandSpec {
+const fn keyed(
+    name: &'static str,
+    summary: &'static str,
+    handler: super::handler::Handler,
+) -> CommandSpec {
     CommandSpec {
         name,
         arity: 3,
@@ -57,7 +60,7 @@ pub const OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
         "Get the logarithmic access frequency counter of a Redis object",
         freq,
     ),
-    super::server::subcommand(
+    super::handler::subcommand(
         "object|help",
         "generic",
         2,

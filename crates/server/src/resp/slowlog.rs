@@ -3,8 +3,7 @@
 
 use magpie_protocol::resp::Args;
 
-use super::server::{dispatch_subcommand, subcommand};
-use super::{CommandSpec, Ctx};
+use super::handler::{dispatch_subcommand, subcommand, CommandSpec, Ctx};
 
 /// The SLOWLOG container command.
 pub const COMMANDS: &[CommandSpec] = &[CommandSpec {
@@ -70,7 +69,7 @@ fn slowlog(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
 /// `[id, unix time, microseconds, [args...], "ip:port", client name]`.
 fn get(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     if args.len() > 3 {
-        let sub = super::sanitize(&args.get(1)[..args.get(1).len().min(128)]);
+        let sub = super::handler::sanitize(&args.get(1)[..args.get(1).len().min(128)]);
         ctx.out.error(&format!(
             "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try SLOWLOG HELP."
         ));

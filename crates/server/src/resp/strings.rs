@@ -15,7 +15,7 @@ use magpie_engine::MAX_PART_LEN;
 use magpie_protocol::int::parse_i64;
 use magpie_protocol::resp::Args;
 
-use super::{int_arg, CommandSpec, Ctx};
+use super::handler::{int_arg, CommandSpec, Ctx};
 use long_double::LongDouble;
 
 /// The string family's table.
