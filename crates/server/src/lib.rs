@@ -10,6 +10,7 @@
 //! command family). The client tools live here too: [`cli`] (`magpie cli`)
 //! and [`bench`] (`magpie bench`).
 
+pub mod clients;
 pub mod config;
 pub mod http;
 pub mod listener;
@@ -26,9 +27,17 @@ mod persist_tests;
 
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
-
 use shared::Shared;
+
+/// The command names of each door, in [`stats::Door::ALL`] order: what
+/// [`Shared::new`] builds the statistics tables from.
+pub fn command_names() -> [Vec<&'static str>; 3] {
+    [
+        resp::names(),
+        memcache::COMMANDS.to_vec(),
+        http::ROUTES.to_vec(),
+    ]
+}
 
 /// Recovers the data directory (unless `--ephemeral`), then binds the
 /// configured listeners and starts serving in the background. Returns once
@@ -39,13 +48,13 @@ pub async fn start(shared: Arc<Shared>) -> std::io::Result<()> {
         open_data_dir(&shared)?;
     }
     if cfg.port != 0 {
-        let listener = bind(&cfg.bind, cfg.port, "RESP").await?;
-        tokio::spawn(listener::run_resp(shared.clone(), listener));
+        let listener = listener::bind(&cfg.bind, cfg.port, "RESP").await?;
+        tokio::spawn(resp::conn::run(shared.clone(), listener));
     }
     if cfg.memcache_port != 0 {
-        let listener = bind(&cfg.bind, cfg.memcache_port, "memcached").await?;
+        let listener = listener::bind(&cfg.bind, cfg.memcache_port, "memcached").await?;
         let mc = Arc::new(memcache::McState::new());
-        tokio::spawn(listener::run_memcache(shared.clone(), mc, listener));
+        tokio::spawn(memcache::conn::run(shared.clone(), mc, listener));
     }
     let http = if cfg.http_port != 0 {
         Some(http::start(shared.clone()).await?)
@@ -59,16 +68,6 @@ pub async fn start(shared: Arc<Shared>) -> std::io::Result<()> {
     // every listener is bound: tools and tests wait for this line
     tracing::info!("magpie ready");
     Ok(())
-}
-
-/// Binds one front door's listener, naming the address in any error.
-pub(crate) async fn bind(host: &str, port: u16, what: &str) -> std::io::Result<TcpListener> {
-    let addr = format!("{host}:{port}");
-    let listener = TcpListener::bind(&addr)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    tracing::info!(%addr, "{what} listening");
-    Ok(listener)
 }
 
 /// Opens `--dir`, replays it into the engine and installs the log.

@@ -1,5 +1,7 @@
-//! Accepting connections: the RESP and memcached listeners, the maxclients gate, the client
-//! registry, and the background expiry cycle.
+//! Accepting connections for every TCP front door: binding, the accept
+//! loop with the maxclients gate and the client registry, and the
+//! background expiry cycle. Each door starts its own listener with
+//! [`accept_loop`] and its connection loop.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -9,44 +11,13 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::shared::{ClientInfo, ClientState, Shared};
-
-/// Accepts RESP clients on `listener` until shutdown.
-pub async fn run_resp(shared: Arc<Shared>, listener: TcpListener) {
-    accept_loop(
-        shared,
-        listener,
-        b"-ERR max number of clients reached\r\n",
-        crate::resp::conn::serve,
-    )
-    .await
-}
-
-/// Accepts memcached clients on `listener` until shutdown. They share the
-/// maxclients limit and the client registry with RESP clients.
-pub async fn run_memcache(
-    shared: Arc<Shared>,
-    mc: Arc<crate::memcache::McState>,
-    listener: TcpListener,
-) {
-    if let Ok(addr) = listener.local_addr() {
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
-        let _ = mc.listener.set((fd, addr, Instant::now()));
-    }
-    accept_loop(
-        shared,
-        listener,
-        // memcached's reply when it is at its connection limit
-        b"ERROR Too many open connections\r\n",
-        move |shared, stream, info| crate::memcache::conn::serve(shared, mc.clone(), stream, info),
-    )
-    .await
-}
+use crate::clients::{ClientInfo, ClientState};
+use crate::shared::Shared;
 
 /// The accept loop every TCP front door shares: admit within maxclients
 /// (refusing with `refusal` beyond it), register the client, serve it on
 /// its own task, and unregister it when `serve` returns.
-async fn accept_loop<F, Fut>(
+pub async fn accept_loop<F, Fut>(
     shared: Arc<Shared>,
     listener: TcpListener,
     refusal: &'static [u8],
@@ -154,4 +125,14 @@ pub async fn run_expiry(shared: Arc<Shared>) {
             tokio::task::yield_now().await;
         }
     }
+}
+
+/// Binds one front door's listener, naming the address in any error.
+pub async fn bind(host: &str, port: u16, what: &str) -> std::io::Result<TcpListener> {
+    let addr = format!("{host}:{port}");
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    tracing::info!(%addr, "{what} listening");
+    Ok(listener)
 }

@@ -125,7 +125,7 @@ fn serve(config: ServeConfig) -> std::io::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let shared = Shared::new(config);
+        let shared = Shared::new(config, magpie::command_names());
         let _ = shared.runtime_activity.set(activity);
         magpie::start(shared.clone()).await?;
         wait_for_signal(&shared).await;

@@ -12,10 +12,11 @@ use magpie_persist::files::FaultyFs;
 use magpie_persist::{FsyncPolicy, Options, Persistence};
 use magpie_protocol::resp::{Framing, Parser, Proto, ReplyWriter};
 
+use crate::clients::{ClientInfo, ClientState};
 use crate::config::ServeConfig;
 use crate::resp::{self, Ctx};
 use crate::session::Session;
-use crate::shared::{ClientInfo, ClientState, Shared};
+use crate::shared::Shared;
 
 #[derive(clap::Parser)]
 struct Cli {
@@ -64,7 +65,7 @@ fn wait_until(what: &str, f: impl Fn() -> bool) {
 fn failing_log_refuses_writes_and_ping_but_serves_reads_then_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let cli = Cli::parse_from(["magpie", "--dir", dir.path().to_str().unwrap()]);
-    let shared = Shared::new(cli.config);
+    let shared = Shared::new(cli.config, crate::command_names());
     let fail = Arc::new(AtomicBool::new(false));
     let p = Persistence::open(
         shared.engine.clone(),
@@ -140,7 +141,7 @@ fn failing_log_refuses_memcached_writes_but_serves_reads() {
 
     let dir = tempfile::tempdir().unwrap();
     let cli = Cli::parse_from(["magpie", "--dir", dir.path().to_str().unwrap()]);
-    let shared = Shared::new(cli.config);
+    let shared = Shared::new(cli.config, crate::command_names());
     let fail = Arc::new(AtomicBool::new(false));
     let p = Persistence::open(
         shared.engine.clone(),
@@ -219,7 +220,7 @@ fn failing_log_refuses_http_writes_but_serves_reads() {
 
     let dir = tempfile::tempdir().unwrap();
     let cli = Cli::parse_from(["magpie", "--dir", dir.path().to_str().unwrap()]);
-    let shared = Shared::new(cli.config);
+    let shared = Shared::new(cli.config, crate::command_names());
     let fail = Arc::new(AtomicBool::new(false));
     let p = Persistence::open(
         shared.engine.clone(),
@@ -322,7 +323,7 @@ fn over_a_socket_a_write_caught_by_the_failing_log_closes_its_connection_and_rea
     for policy in [FsyncPolicy::Always, FsyncPolicy::EverySec, FsyncPolicy::No] {
         let dir = tempfile::tempdir().unwrap();
         let cli = Cli::parse_from(["magpie", "--dir", dir.path().to_str().unwrap()]);
-        let shared = Shared::new(cli.config);
+        let shared = Shared::new(cli.config, crate::command_names());
         let fail = Arc::new(AtomicBool::new(false));
         let p = Persistence::open(
             shared.engine.clone(),
@@ -346,17 +347,13 @@ fn over_a_socket_a_write_caught_by_the_failing_log_closes_its_connection_and_rea
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let port = listener.local_addr().unwrap().port();
-        rt.spawn(crate::listener::run_resp(shared.clone(), listener));
+        rt.spawn(crate::resp::conn::run(shared.clone(), listener));
         let mc_listener = rt
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let mc_port = mc_listener.local_addr().unwrap().port();
         let mc = Arc::new(crate::memcache::McState::new());
-        rt.spawn(crate::listener::run_memcache(
-            shared.clone(),
-            mc,
-            mc_listener,
-        ));
+        rt.spawn(crate::memcache::conn::run(shared.clone(), mc, mc_listener));
         let connect_to = |port: u16| {
             let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

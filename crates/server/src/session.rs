@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use magpie_protocol::resp::Proto;
 
-use crate::shared::{ClientInfo, Counters};
+use crate::clients::ClientInfo;
+use crate::shared::Counters;
 
 /// Counts kept per connection and added to the shared [`Counters`] once per
 /// batch, so commands do not contend on shared cache lines.

@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
-use crate::shared::ClientInfo;
+use crate::clients::ClientInfo;
 use crate::stats::{BatchStats, CommandStats, Door};
 
 /// Most arguments kept per slow log entry (Redis `SLOWLOG_ENTRY_MAX_ARGC`).

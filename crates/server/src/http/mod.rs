@@ -222,7 +222,8 @@ impl HttpHandle {
 /// Binds `--bind:--http-port` and serves HTTP in the background until
 /// shutdown (finishing requests in flight).
 pub async fn start(shared: Arc<Shared>) -> std::io::Result<HttpHandle> {
-    let listener = crate::bind(&shared.config.bind, shared.config.http_port, "HTTP").await?;
+    let listener =
+        crate::listener::bind(&shared.config.bind, shared.config.http_port, "HTTP").await?;
     let local = listener.local_addr()?;
     let state = HttpState::new(shared.clone());
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
@@ -312,7 +313,7 @@ mod tests {
 
     #[tokio::test]
     async fn readyz_is_503_until_ready_and_once_stopping() {
-        let shared = Shared::new(Cli::parse_from(["magpie"]).config);
+        let shared = Shared::new(Cli::parse_from(["magpie"]).config, crate::command_names());
         let st = HttpState::new(shared.clone());
         let status = |r: Result<Response<Body>, ApiError>| match r {
             Ok(res) => (res.status(), ""),

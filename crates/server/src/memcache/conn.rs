@@ -10,10 +10,12 @@ use std::time::Instant;
 use bytes::{Buf, BytesMut};
 use magpie_protocol::memcache::{Limits, Parsed, Parser};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
+use crate::clients::{ClientInfo, McConnState};
+use crate::listener::accept_loop;
 use crate::memcache::{command_index, execute, McCounters, McCtx, McState};
-use crate::shared::{ClientInfo, McConnState, Shared};
+use crate::shared::Shared;
 use crate::slowlog::{write_down, Observer};
 use crate::stats::Door;
 
@@ -22,6 +24,23 @@ use crate::stats::Door;
 const FLUSH_AT: usize = 1 << 20;
 /// Initial read buffer size.
 const READ_CHUNK: usize = 16 * 1024;
+
+/// Accepts memcached clients on `listener` until shutdown. They share the
+/// maxclients limit and the client registry with RESP clients.
+pub async fn run(shared: Arc<Shared>, mc: Arc<McState>, listener: TcpListener) {
+    if let Ok(addr) = listener.local_addr() {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+        let _ = mc.listener.set((fd, addr, Instant::now()));
+    }
+    accept_loop(
+        shared,
+        listener,
+        // memcached's reply when it is at its connection limit
+        b"ERROR Too many open connections\r\n",
+        move |shared, stream, info| serve(shared, mc.clone(), stream, info),
+    )
+    .await
+}
 
 /// Serves `stream` until the client leaves, quits, sends an over-long line,
 /// passes the query buffer limit, or the server shuts down.

@@ -8,7 +8,8 @@ use std::time::Duration;
 use magpie_protocol::memcache::{encode, Exptime, Words, PROTOCOL_VERSION};
 
 use super::{McCounters, McCtx, McState, DB};
-use crate::shared::{ClientInfo, McConnState, Shared};
+use crate::clients::{ClientInfo, McConnState};
+use crate::shared::Shared;
 
 /// flush_all [delay]: drops every item of database 0 now, or at the time
 /// the delay names (relative seconds or absolute Unix time, as memcached

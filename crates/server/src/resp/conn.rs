@@ -9,11 +9,13 @@ use bytes::{Buf, BytesMut};
 use magpie_protocol::resp::parse::BIG_ARG;
 use magpie_protocol::resp::{Args, Framing, Parser, Proto, ReplyWriter};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
+use crate::clients::ClientInfo;
+use crate::listener::accept_loop;
 use crate::resp::{self, Ctx};
 use crate::session::Session;
-use crate::shared::{ClientInfo, Shared};
+use crate::shared::Shared;
 use crate::slowlog::{write_down, Observer};
 use crate::stats::Door;
 
@@ -22,6 +24,17 @@ use crate::stats::Door;
 const FLUSH_AT: usize = 1 << 20;
 /// Initial read buffer size.
 const READ_CHUNK: usize = 16 * 1024;
+
+/// Accepts RESP clients on `listener` until shutdown.
+pub async fn run(shared: Arc<Shared>, listener: TcpListener) {
+    accept_loop(
+        shared,
+        listener,
+        b"-ERR max number of clients reached\r\n",
+        serve,
+    )
+    .await
+}
 
 /// Serves `stream` until the client leaves, QUIT, a protocol error, a limit,
 /// or server shutdown.

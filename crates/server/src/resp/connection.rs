@@ -9,7 +9,7 @@ use super::handler::{
     dispatch_subcommand, int_arg, is, proto_version, subcommand, write_help, CommandSpec, Ctx,
     REDIS_VERSION,
 };
-use crate::shared::{ClientInfo, ClientState};
+use crate::clients::{ClientInfo, ClientState};
 
 /// The connection family's table.
 pub const COMMANDS: &[CommandSpec] = &[
