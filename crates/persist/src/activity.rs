@@ -11,14 +11,20 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
-use crate::writer::Core;
+/// What the gauge wakes when the last worker parks: the log writer, which
+/// starts a waiting group commit then. A trait, so the gauge does not
+/// depend on the writer that depends on it.
+pub(crate) trait IdleListener: Send + Sync {
+    /// The runtime ran out of work.
+    fn runtime_went_idle(&self);
+}
 
 /// Counts the runtime's parked worker threads (see the module docs).
 #[derive(Debug)]
 pub struct RuntimeActivity {
     workers: usize,
     parked: AtomicUsize,
-    core: OnceLock<Weak<Core>>,
+    listener: OnceLock<Weak<dyn IdleListener>>,
 }
 
 impl RuntimeActivity {
@@ -27,7 +33,7 @@ impl RuntimeActivity {
         Arc::new(RuntimeActivity {
             workers: workers.max(1),
             parked: AtomicUsize::new(0),
-            core: OnceLock::new(),
+            listener: OnceLock::new(),
         })
     }
 
@@ -36,8 +42,8 @@ impl RuntimeActivity {
     pub fn parked(&self) {
         let n = self.parked.fetch_add(1, Ordering::SeqCst) + 1;
         if n >= self.workers {
-            if let Some(core) = self.core.get().and_then(Weak::upgrade) {
-                core.runtime_went_idle();
+            if let Some(listener) = self.listener.get().and_then(Weak::upgrade) {
+                listener.runtime_went_idle();
             }
         }
     }
@@ -52,7 +58,8 @@ impl RuntimeActivity {
         self.parked.load(Ordering::SeqCst) >= self.workers
     }
 
-    pub(crate) fn attach(&self, core: &Arc<Core>) {
-        let _ = self.core.set(Arc::downgrade(core));
+    /// Makes `listener` the one woken when every worker has parked.
+    pub(crate) fn attach(&self, listener: Weak<dyn IdleListener>) {
+        let _ = self.listener.set(listener);
     }
 }

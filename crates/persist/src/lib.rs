@@ -248,7 +248,7 @@ impl Persistence {
             opts.activity.clone(),
         ));
         if let Some(a) = &opts.activity {
-            a.attach(&core);
+            core.listen_to(a);
         }
         core.segment.store(last, Ordering::Relaxed);
         core.closed_bytes.store(closed, Ordering::Relaxed);

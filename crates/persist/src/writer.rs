@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use magpie_engine::{Mutation, MutationSink};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use crate::activity::RuntimeActivity;
+use crate::activity::{IdleListener, RuntimeActivity};
 use crate::files::{error_text, segment_path, sync_dir, Fs, SegmentFile};
 use crate::record::encode;
 use crate::FsyncPolicy;
@@ -221,15 +221,25 @@ impl Core {
         q.seq
     }
 
+    /// Makes this writer the one [`RuntimeActivity`] wakes.
+    pub(crate) fn listen_to(self: &Arc<Core>, activity: &RuntimeActivity) {
+        let core: Arc<dyn IdleListener> = self.clone();
+        activity.attach(Arc::downgrade(&core));
+    }
+}
+
+impl IdleListener for Core {
     /// Called by [`RuntimeActivity`] when the runtime ran out of work: wakes
     /// a gathering log thread if anyone waits for a commit.
-    pub(crate) fn runtime_went_idle(&self) {
+    fn runtime_went_idle(&self) {
         if self.policy == FsyncPolicy::Always && self.has_waiters.load(Ordering::Relaxed) {
             let _q = self.queue.lock();
             self.wake.notify_one();
         }
     }
+}
 
+impl Core {
     /// Makes records up to `seq` visible as durable and wakes whoever waits
     /// for them. Waking a task from this (non-runtime) thread costs the
     /// runtime a wake-up syscall, and the scheduler paid one per waking
