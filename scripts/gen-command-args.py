@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Writes crates/server/src/commands/command_docs/table.rs: the `arguments`
+"""Writes crates/server/src/resp/command_docs/table.rs: the `arguments`
 tree of every command magpie serves, as a real redis-server 7.0 reports it in
 COMMAND DOCS, so magpie's COMMAND DOCS can answer the same.
 
     redis-server --port 16399 --save '' --daemonize yes
     magpie serve --ephemeral --port 16400 &
-    scripts/gen-command-args.py 16399 16400 > crates/server/src/commands/command_docs/table.rs
+    scripts/gen-command-args.py 16399 16400 > crates/server/src/resp/command_docs/table.rs
 
 The names come from magpie's own `COMMAND LIST`; commands Redis 7.0 lacks
 take their arguments from EXTRA below (written from the Redis release that

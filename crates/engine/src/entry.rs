@@ -85,7 +85,7 @@ unsafe impl Send for Entry {}
 // SAFETY: shared access only reads the allocation.
 unsafe impl Sync for Entry {}
 
-/// The fields of an entry other than key and value, as passed to [`Entry::build`].
+/// The fields of an entry other than key and value, as passed to `Entry::build`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Meta {
     /// Version number of this write (CAS).

@@ -1,14 +1,19 @@
 //! # magpie (server)
 //!
-//! Wires sockets, protocols and the engine together. One file per concern:
-//! [`config`] (flags), [`config_file`] (`--config` TOML file and
-//! `magpie config`), [`shared`] (state every connection sees),
-//! [`listener`] (accept loops and background tasks), [`resp_conn`] (one
-//! Redis-protocol connection), [`memcache_conn`] and [`memcache`] (the
-//! memcached front door), [`http`] (the HTTP/JSON front door over database
-//! 0), [`session`] (per-connection state) and [`commands`] (one file per
-//! command family). The client tools live here too: [`cli`] (`magpie cli`)
-//! and [`bench`] (`magpie bench`).
+//! Wires sockets, protocols and the engine together, one folder per front
+//! door: [`resp`] (the Redis protocol and the kvs framing: its connection
+//! loop and one file per command family), [`memcache`] (the memcached text
+//! and meta protocol: its connection loop and one file per family) and
+//! [`http`] (the HTTP/JSON API over database 0). Beside them, what every
+//! door shares, each in a room of its own: [`config`] (flags, environment
+//! and the `--config` file), [`listener`] (binding, the accept loop, the
+//! expiry cycle), [`clients`] (the client registry's entries),
+//! [`session`] (a RESP connection's state), [`shared`] (state every
+//! connection sees), [`stats`] and [`slowlog`] (per-command statistics and
+//! the slow log) and [`logging`] (the log format). The shared rooms never
+//! import a door: each door hands its command table to [`Shared::new`]
+//! (see [`command_names`]). The client tools live in the `magpie-tools`
+//! crate. docs/architecture.md is the map.
 
 pub mod clients;
 pub mod config;

@@ -4,7 +4,7 @@
 //! subcommands. They talk to any server over the wire (RESP or memcached
 //! text), so they stand apart from the server crate: [`cli`] is a
 //! redis-cli work-alike (`--memcache` for the memcached text protocol) and
-//! [`bench`] a memtier_benchmark-style load generator.
+//! [`mod@bench`] a memtier_benchmark-style load generator.
 
 pub mod bench;
 pub mod cli;

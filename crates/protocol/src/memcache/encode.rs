@@ -12,7 +12,7 @@ pub fn num(out: &mut Vec<u8>, n: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-/// Appends "VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n".
+/// Appends `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`.
 pub fn value(out: &mut Vec<u8>, key: &[u8], flags: u32, data: &[u8], cas: Option<u64>) {
     out.reserve(key.len() + data.len() + 48);
     out.extend_from_slice(b"VALUE ");
@@ -30,7 +30,7 @@ pub fn value(out: &mut Vec<u8>, key: &[u8], flags: u32, data: &[u8], cas: Option
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends " <flag><number>" (meta reply flags such as `c123`, `t-1`).
+/// Appends `" <flag><number>"` (meta reply flags such as `c123`, `t-1`).
 pub fn flag_num(out: &mut Vec<u8>, flag: u8, n: impl itoa::Integer) {
     out.push(b' ');
     out.push(flag);

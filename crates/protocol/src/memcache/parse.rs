@@ -87,7 +87,7 @@ pub enum Request<'a> {
         /// Reply suppressed.
         noreply: bool,
     },
-    /// delete <key> [0] [noreply]
+    /// `delete <key> [0] [noreply]`
     Delete {
         /// The key.
         key: &'a [u8],
@@ -105,7 +105,7 @@ pub enum Request<'a> {
         /// Reply suppressed.
         noreply: bool,
     },
-    /// touch <key> <exptime> [noreply]
+    /// `touch <key> <exptime> [noreply]`
     Touch {
         /// The key.
         key: &'a [u8],
@@ -114,21 +114,21 @@ pub enum Request<'a> {
         /// Reply suppressed.
         noreply: bool,
     },
-    /// flush_all [delay] [noreply]
+    /// `flush_all [delay] [noreply]`
     FlushAll {
         /// Raw delay (0 = now).
         delay: i32,
         /// Reply suppressed.
         noreply: bool,
     },
-    /// stats [group]
+    /// `stats [group]`
     Stats {
         /// Words after `stats`.
         args: Words<'a>,
     },
     /// version
     Version,
-    /// verbosity <level> [noreply] (accepted; magpie logs through MAGPIE_LOG)
+    /// `verbosity <level> [noreply]` (accepted; magpie logs through MAGPIE_LOG)
     Verbosity {
         /// The level asked for.
         level: u32,
@@ -137,14 +137,14 @@ pub enum Request<'a> {
     },
     /// quit: close after the replies so far.
     Quit,
-    /// mg <key> <flags>*
+    /// `mg <key> <flags>*`
     MetaGet {
         /// The key (decoded if `b`).
         key: Key<'a>,
         /// The flags.
         flags: MetaFlags<'a>,
     },
-    /// ms <key> <datalen> <flags>* with its data block.
+    /// `ms <key> <datalen> <flags>*` with its data block.
     MetaSet {
         /// The key (decoded if `b`).
         key: Key<'a>,
@@ -159,14 +159,14 @@ pub enum Request<'a> {
         /// The key.
         key: Key<'a>,
     },
-    /// md <key> <flags>*
+    /// `md <key> <flags>*`
     MetaDelete {
         /// The key (decoded if `b`).
         key: Key<'a>,
         /// The flags.
         flags: MetaFlags<'a>,
     },
-    /// ma <key> <flags>*
+    /// `ma <key> <flags>*`
     MetaArith {
         /// The key (decoded if `b`).
         key: Key<'a>,
@@ -175,7 +175,7 @@ pub enum Request<'a> {
     },
     /// mn
     MetaNoop,
-    /// me <key> [b]
+    /// `me <key> [b]`
     MetaDebug {
         /// The key (decoded if `b`).
         key: Key<'a>,

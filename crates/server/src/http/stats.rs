@@ -1,5 +1,5 @@
 //! Observability endpoints: `/v1/stats` (JSON) and `/metrics` (Prometheus
-//! text exposition format 0.0.4), both computed from the same [`Snapshot`].
+//! text exposition format 0.0.4), both computed from the same `Snapshot`.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;

@@ -5,7 +5,7 @@ use magpie_protocol::memcache::num::item_counter;
 
 use super::{McCounters, McCtx, DB};
 
-/// delete <key>
+/// `delete <key>`
 pub fn delete(ctx: &mut McCtx<'_>, key: &[u8], noreply: bool) {
     let c = &ctx.mc.counters;
     let removed = ctx.shared.engine.txn(DB, &[key], ctx.now).remove(key);
@@ -67,7 +67,7 @@ pub fn add_delta(txn: &mut Txn<'_>, key: &[u8], incr: bool, delta: u64, cas: u64
     Delta::Done(new, cas)
 }
 
-/// incr / decr <key> <delta>
+/// `incr <key> <delta>` / `decr <key> <delta>`
 pub fn arith_cmd(ctx: &mut McCtx<'_>, incr: bool, key: &[u8], delta: u64, noreply: bool) {
     let c = &ctx.mc.counters;
     let mut txn = ctx.shared.engine.txn(DB, &[key], ctx.now);

@@ -10,7 +10,7 @@ use super::arith::{add_delta, Delta};
 use super::storage::{choose_cas, store, StoreArgs, Stored};
 use super::{Mark, McCounters, McCtx, DB};
 
-/// " k<key>", base64 with a trailing " b" when the client sent it so.
+/// `" k<key>"`, base64 with a trailing " b" when the client sent it so.
 fn echo_key(out: &mut Vec<u8>, key: &Key<'_>) {
     out.extend_from_slice(b" k");
     if key.is_binary() {
@@ -49,7 +49,7 @@ fn decode(raw: Option<i32>, now: u64) -> Option<u64> {
     Exptime::decode(raw.unwrap_or(0), now).as_expire_at()
 }
 
-/// mg <key> <flags>*
+/// `mg <key> <flags>*`
 pub fn mg(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>) {
     let c = &ctx.mc.counters;
     McCounters::bump(&c.cmd_meta);
@@ -179,7 +179,7 @@ pub fn mg(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>) {
     }
 }
 
-/// ms <key> <datalen> <flags>*
+/// `ms <key> <datalen> <flags>*`
 pub fn ms(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>, data: &[u8]) {
     McCounters::bump(&ctx.mc.counters.cmd_meta);
     let op = match f.mode {
@@ -238,7 +238,7 @@ pub fn ms_too_large(ctx: &mut McCtx<'_>, _key: Key<'_>) {
     ctx.reply("SERVER_ERROR object too large for cache", false);
 }
 
-/// md <key> <flags>*
+/// `md <key> <flags>*`
 pub fn md(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>) {
     let c = &ctx.mc.counters;
     McCounters::bump(&c.cmd_meta);
@@ -291,7 +291,7 @@ pub fn md(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>) {
     miss_reply(ctx.out, code, &key, &f);
 }
 
-/// ma <key> <flags>*
+/// `ma <key> <flags>*`
 pub fn ma(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>) {
     let c = &ctx.mc.counters;
     McCounters::bump(&c.cmd_meta);
@@ -388,7 +388,7 @@ fn miss_reply(out: &mut Vec<u8>, code: &str, key: &Key<'_>, f: &MetaFlags<'_>) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// me <key>: memcached's debug line. magpie reports what its engine keeps
+/// `me <key>`: memcached's debug line. magpie reports what its engine keeps
 /// (TTL in memcached's "exp" form, seconds since the last access, CAS,
 /// whether it was fetched, and the size memcached would use); memcached's
 /// cls names a slab class, which magpie lacks. Like memcached's, it is

@@ -11,7 +11,7 @@ use super::{McCounters, McCtx, McState, DB};
 use crate::clients::{ClientInfo, McConnState};
 use crate::shared::Shared;
 
-/// flush_all [delay]: drops every item of database 0 now, or at the time
+/// `flush_all [delay]`: drops every item of database 0 now, or at the time
 /// the delay names (relative seconds or absolute Unix time, as memcached
 /// reads exptimes). A later flush_all replaces a pending delayed one.
 pub fn flush_all(ctx: &mut McCtx<'_>, delay: i32, noreply: bool) {
@@ -48,7 +48,7 @@ pub fn version(ctx: &mut McCtx<'_>) {
     encode::line(ctx.out, PROTOCOL_VERSION.as_bytes());
 }
 
-/// verbosity <level>: recorded for `stats settings` (magpie's own logging
+/// `verbosity <level>`: recorded for `stats settings` (magpie's own logging
 /// is set with MAGPIE_LOG).
 pub fn verbosity(ctx: &mut McCtx<'_>, level: u32, noreply: bool) {
     ctx.mc.verbosity.store(level.min(2), Ordering::Relaxed);
@@ -75,7 +75,7 @@ fn rusage() -> (f64, f64) {
 
 /// stats, stats settings, stats reset, and the groups monitoring tools
 /// read: items, slabs, sizes, conns. magpie has no slab allocator, so those
-/// report what it does have (see [`stats_items`] and the others) in
+/// report what it does have (see `stats_items` and the others) in
 /// memcached's format; an unknown group answers ERROR, as in memcached.
 pub fn stats(ctx: &mut McCtx<'_>, args: Words<'_>) {
     let mut words = args.iter();

@@ -37,7 +37,7 @@ pub fn get(ctx: &mut McCtx<'_>, with_cas: bool, touch: Option<i32>, keys: Words<
     encode::line(ctx.out, b"END");
 }
 
-/// touch <key> <exptime> (a fetch, for the meta `h` flag, as in memcached)
+/// `touch <key> <exptime>` (a fetch, for the meta `h` flag, as in memcached)
 pub fn touch(ctx: &mut McCtx<'_>, key: &[u8], exptime: i32, noreply: bool) {
     let c = &ctx.mc.counters;
     McCounters::bump(&c.cmd_touch);

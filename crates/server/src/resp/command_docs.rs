@@ -2,7 +2,7 @@
 //! Redis 7's shape, which redis-cli (7.0 and later) and `magpie cli` turn
 //! into the grey hints they show while a command is typed.
 //!
-//! The trees are a table ([`table::ARGUMENTS`]) generated from a real
+//! The trees are a table (`table::ARGUMENTS`) generated from a real
 //! redis-server 7.0 by `scripts/gen-command-args.py`, rather than parsed
 //! from each command's `syntax` string: the syntax strings carry neither
 //! argument types (`integer`, `unix-time`, `pattern`...) nor the names

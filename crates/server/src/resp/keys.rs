@@ -4,7 +4,7 @@
 //! Replies and error texts follow Redis 7.0 (`db.c`). A command naming
 //! several keys of one database takes a single engine transaction over all
 //! of them, so it is atomic as in Redis. COPY into another database is the
-//! one exception; see [`copy`].
+//! one exception; see `copy`.
 
 use std::sync::atomic::Ordering;
 
@@ -397,7 +397,7 @@ fn rename_generic(ctx: &mut Ctx<'_, '_>, args: Args<'_>, nx: bool) {
     }
 }
 
-/// COPY source destination [DB destination-db] [REPLACE].
+/// `COPY source destination [DB destination-db] [REPLACE]`.
 ///
 /// Within one database the copy is a single transaction over both keys.
 /// Into another database it is two: the source is read (and its value

@@ -56,7 +56,7 @@ fn subcommands(name: &str) -> &'static [CommandSpec] {
     }
 }
 
-/// The door's [`CommandTable`], built once from [`FAMILIES`].
+/// The door's [`CommandTable`], built once from every family's table.
 pub fn table() -> &'static CommandTable {
     static TABLE: OnceLock<CommandTable> = OnceLock::new();
     TABLE.get_or_init(|| CommandTable::new(FAMILIES.iter().copied().flatten(), subcommands))

@@ -141,6 +141,8 @@ pub struct BenchArgs {
     /// Compare targets: [name=]host:port[:protocol],... run alternately.
     /// Without a name a target is labelled with the server's own version
     /// (INFO server, memcached `version`) and its address.
+    // the brackets are the --help synopsis, not doc links
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long, value_delimiter = ',')]
     pub compare: Vec<String>,
 
@@ -424,7 +426,7 @@ impl BenchArgs {
     }
 
     /// Parses and resolves `--compare` entries. Labels are the given names,
-    /// else `host:port protocol` until [`label_targets`] asks the servers.
+    /// else `host:port protocol` until `label_targets` asks the servers.
     pub fn compare_targets(&self) -> Result<Vec<Target>, String> {
         self.compare
             .iter()
