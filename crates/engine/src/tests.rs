@@ -853,8 +853,13 @@ fn over_many_shards_lru_keeps_nearly_every_recently_used_key() {
         .filter(|i| present(&e, &format!("k{i}"), later))
         .count();
     // with 5 samples a hot key goes only when all 5 drawn are hot: 1 in
-    // 4^5 at first, 1 in 243 at the end (hot keys a third of the table)
-    assert!(kept >= 950, "{kept} of 1000 recently used keys kept");
+    // 4^5 at first, 1 in 243 at the end (hot keys a third of the table),
+    // if the shards ran out of idle keys evenly. They do not: samples come
+    // from one shard at a time, and a shard left with few idle keys gives
+    // up hot ones. Over 80 runs (a random hash seed each) the median kept
+    // 975 and the worst 877; random eviction would keep about 625, so 850
+    // still tells LRU from no LRU without failing on an unlucky seed.
+    assert!(kept >= 850, "{kept} of 1000 recently used keys kept");
     let left = e.dbsize(0);
     assert!((2450..=2550).contains(&left), "{left} keys left");
 }
