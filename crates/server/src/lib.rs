@@ -10,7 +10,8 @@
 //! expiry cycle), [`clients`] (the client registry's entries),
 //! [`session`] (a RESP connection's state), [`shared`] (state every
 //! connection sees), [`stats`] and [`slowlog`] (per-command statistics and
-//! the slow log) and [`logging`] (the log format). The shared rooms never
+//! the slow log), [`logging`] (the log format) and [`tls`] (the TLS
+//! settings, certificates and handshake every door's TLS port uses). The shared rooms never
 //! import a door: each door hands its command table to [`Shared::new`]
 //! (see [`command_names`]). The client tools live in the `magpie-tools`
 //! crate. docs/architecture.md is the map.
@@ -26,6 +27,7 @@ pub mod session;
 pub mod shared;
 pub mod slowlog;
 pub mod stats;
+pub mod tls;
 
 #[cfg(test)]
 mod persist_tests;
@@ -49,6 +51,12 @@ pub fn command_names() -> [Vec<&'static str>; 3] {
 /// every listener is bound, so an open port means recovery is done.
 pub async fn start(shared: Arc<Shared>) -> std::io::Result<()> {
     let cfg = &shared.config;
+    // a certificate or key that does not load stops the start, before
+    // recovery spends any time
+    shared
+        .tls
+        .load()
+        .map_err(|e| std::io::Error::other(format!("TLS: {e}")))?;
     if !cfg.ephemeral {
         open_data_dir(&shared)?;
     }
@@ -56,12 +64,23 @@ pub async fn start(shared: Arc<Shared>) -> std::io::Result<()> {
         let listener = listener::bind(&cfg.bind, cfg.port, "RESP").await?;
         tokio::spawn(resp::conn::run(shared.clone(), listener));
     }
-    if cfg.memcache_port != 0 {
-        let listener = listener::bind(&cfg.bind, cfg.memcache_port, "memcached").await?;
-        let mc = Arc::new(memcache::McState::new());
-        tokio::spawn(memcache::conn::run(shared.clone(), mc, listener));
+    if cfg.tls_port != 0 {
+        let listener = listener::bind(&cfg.bind, cfg.tls_port, "RESP over TLS").await?;
+        tokio::spawn(resp::conn::run_tls(shared.clone(), listener));
     }
-    let http = if cfg.http_port != 0 {
+    if cfg.memcache_port != 0 || cfg.tls_memcache_port != 0 {
+        let mc = Arc::new(memcache::McState::new());
+        if cfg.memcache_port != 0 {
+            let listener = listener::bind(&cfg.bind, cfg.memcache_port, "memcached").await?;
+            tokio::spawn(memcache::conn::run(shared.clone(), mc.clone(), listener));
+        }
+        if cfg.tls_memcache_port != 0 {
+            let listener =
+                listener::bind(&cfg.bind, cfg.tls_memcache_port, "memcached over TLS").await?;
+            tokio::spawn(memcache::conn::run_tls(shared.clone(), mc, listener));
+        }
+    }
+    let http = if cfg.http_port != 0 || cfg.tls_http_port != 0 {
         Some(http::start(shared.clone()).await?)
     } else {
         None

@@ -1,7 +1,9 @@
 //! Accepting connections for every TCP front door: binding, the accept
 //! loop with the maxclients gate and the client registry, and the
 //! background expiry cycle. Each door starts its own listener with
-//! [`accept_loop`] and its connection loop.
+//! [`accept_loop`] and its connection loop; a TLS port's serve function
+//! wraps the stream with [`crate::tls::handshake`] first (see
+//! [`tls_accept_loop`]), so a connection loop only sees a byte stream.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
 
 use crate::clients::{ClientInfo, ClientState};
 use crate::shared::Shared;
@@ -43,6 +46,7 @@ pub async fn accept_loop<F, Fut>(
         if shared.stopping.load(Ordering::Relaxed) {
             return;
         }
+        let _ = stream.set_nodelay(true);
         shared
             .counters
             .connections_received
@@ -63,6 +67,28 @@ pub async fn accept_loop<F, Fut>(
             release(&shared, id);
         });
     }
+}
+
+/// [`accept_loop`] for a TLS port: each admitted client is handshaken on
+/// its own task (so a slow handshake delays no one else) and then served
+/// by `serve` over the encrypted stream; a failed handshake closes it. A
+/// client beyond maxclients is closed without a word (there is no TLS
+/// session to say it in).
+pub async fn tls_accept_loop<F, Fut>(shared: Arc<Shared>, listener: TcpListener, serve: F)
+where
+    F: Fn(Arc<Shared>, TlsStream<TcpStream>, Arc<ClientInfo>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let serve = Arc::new(serve);
+    accept_loop(shared, listener, b"", move |shared, stream, info| {
+        let serve = serve.clone();
+        async move {
+            if let Some(stream) = crate::tls::handshake(&shared.tls, stream, info.addr).await {
+                serve(shared, stream, info).await;
+            }
+        }
+    })
+    .await
 }
 
 /// Registers a new client unless maxclients is reached.
@@ -95,7 +121,9 @@ fn release(shared: &Shared, id: u64) {
 }
 
 async fn refuse(mut stream: TcpStream, reply: &'static [u8]) {
-    let _ = stream.write_all(reply).await;
+    if !reply.is_empty() {
+        let _ = stream.write_all(reply).await;
+    }
     let _ = stream.shutdown().await;
 }
 

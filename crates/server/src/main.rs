@@ -146,10 +146,40 @@ fn serve(config: ServeConfig) -> std::io::Result<()> {
 async fn wait_for_signal(shared: &Arc<Shared>) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut hangup = signal(SignalKind::hangup()).expect("SIGHUP handler");
     let stopped = shared.shutdown.notified();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
-        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
-        _ = stopped => tracing::info!("SHUTDOWN requested"),
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("SIGINT received, shutting down");
+                return;
+            }
+            _ = term.recv() => {
+                tracing::info!("SIGTERM received, shutting down");
+                return;
+            }
+            _ = &mut stopped => {
+                tracing::info!("SHUTDOWN requested");
+                return;
+            }
+            _ = hangup.recv() => reload_tls(shared),
+        }
+    }
+}
+
+/// SIGHUP: reread the TLS certificate, key and CA files, so a rotated
+/// certificate is served to new connections without a restart; files that
+/// do not load leave the old ones in force.
+fn reload_tls(shared: &Shared) {
+    if !shared.tls.active() {
+        tracing::info!("SIGHUP received; no TLS port, nothing to reload");
+        return;
+    }
+    match shared.tls.reload() {
+        Ok(()) => tracing::info!("SIGHUP received, TLS certificates reloaded"),
+        Err(e) => {
+            tracing::warn!(error = %e, "SIGHUP received, TLS certificates NOT reloaded (the old ones stay)")
+        }
     }
 }

@@ -16,6 +16,7 @@ use crate::clients::ClientInfo;
 use crate::config::ServeConfig;
 use crate::slowlog::SlowLog;
 use crate::stats::CommandStats;
+use crate::tls::Tls;
 
 /// Settings that may change while the server runs (CONFIG SET).
 #[derive(Clone, Debug)]
@@ -95,6 +96,8 @@ pub struct Shared {
     /// SLOWLOG entries and the command logs' settings (kept in step with
     /// [`Runtime`] by [`Shared::set_runtime`]).
     pub slowlog: SlowLog,
+    /// The `tls-*` settings and the certificate new TLS connections get.
+    pub tls: Tls,
 }
 
 impl Shared {
@@ -138,6 +141,7 @@ impl Shared {
             runtime.command_log_sample,
         );
         let command_stats = CommandStats::new(command_names);
+        let tls = Tls::new(config.tls_settings(), config.tls_enabled());
         Arc::new(Shared {
             engine,
             persist: OnceLock::new(),
@@ -154,6 +158,7 @@ impl Shared {
             run_id: random_hex40(),
             command_stats,
             slowlog,
+            tls,
         })
     }
 

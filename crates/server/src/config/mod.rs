@@ -9,6 +9,8 @@ use clap::Args;
 use magpie_engine::EvictionPolicy;
 use magpie_persist::FsyncPolicy;
 
+use crate::tls::{AuthClients, TlsSettings};
+
 /// Everything `magpie serve` can be told.
 #[derive(Args, Clone, Debug)]
 pub struct ServeConfig {
@@ -165,6 +167,54 @@ pub struct ServeConfig {
     /// Rotated log files to keep (the oldest are deleted); 0 keeps all.
     #[arg(long, default_value_t = 0, env = "MAGPIE_LOG_MAX_FILES")]
     pub log_max_files: usize,
+
+    /// RESP over TLS port (Redis `tls-port`); 0 (the default) turns it off.
+    /// Needs `--tls-cert-file` and `--tls-key-file`.
+    #[arg(long, default_value_t = 0, env = "MAGPIE_TLS_PORT")]
+    pub tls_port: u16,
+
+    /// memcached protocol over TLS port; 0 (the default) turns it off.
+    #[arg(long, default_value_t = 0, env = "MAGPIE_TLS_MEMCACHE_PORT")]
+    pub tls_memcache_port: u16,
+
+    /// HTTPS port of the HTTP/JSON door; 0 (the default) turns it off.
+    #[arg(long, default_value_t = 0, env = "MAGPIE_TLS_HTTP_PORT")]
+    pub tls_http_port: u16,
+
+    /// PEM certificate chain the TLS ports present, server certificate
+    /// first (Redis `tls-cert-file`). Reread on SIGHUP and CONFIG SET.
+    #[arg(long, value_name = "PATH", env = "MAGPIE_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert-file` (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PATH", env = "MAGPIE_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// PEM file of the CAs whose client certificates are trusted (Redis
+    /// `tls-ca-cert-file`).
+    #[arg(long, value_name = "PATH", env = "MAGPIE_TLS_CA_CERT_FILE")]
+    pub tls_ca_cert_file: Option<PathBuf>,
+
+    /// A directory of PEM files with more trusted client CAs (Redis
+    /// `tls-ca-cert-dir`; every file is read, names need not be hashes).
+    #[arg(long, value_name = "PATH", env = "MAGPIE_TLS_CA_CERT_DIR")]
+    pub tls_ca_cert_dir: Option<PathBuf>,
+
+    /// Whether TLS clients must present a certificate signed by a trusted
+    /// CA: `yes` (Redis's default), `no`, or `optional` (checked if sent).
+    #[arg(long, value_enum, default_value_t = AuthClients::Yes, env = "MAGPIE_TLS_AUTH_CLIENTS")]
+    pub tls_auth_clients: AuthClients,
+
+    /// TLS versions offered, space-separated: `"TLSv1.2 TLSv1.3"` (the
+    /// default when unset), `TLSv1.2` or `TLSv1.3`.
+    #[arg(long, value_name = "VERSIONS", env = "MAGPIE_TLS_PROTOCOLS")]
+    pub tls_protocols: Option<String>,
+
+    /// TLSv1.3 cipher suites offered, colon-separated in OpenSSL's names
+    /// (`TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256`,
+    /// all three when unset).
+    #[arg(long, value_name = "SUITES", env = "MAGPIE_TLS_CIPHERSUITES")]
+    pub tls_ciphersuites: Option<String>,
 }
 
 /// Redis's `memtoull`: digits with an optional `b`, `k`, `kb`, `m`, `mb`,
@@ -223,6 +273,29 @@ pub fn eviction_policy(v: &str) -> Result<EvictionPolicy, String> {
 pub const MAX_PERSISTED_BULK_LEN: usize = (1 << 31) - 4096;
 
 impl ServeConfig {
+    /// True when some door listens for TLS.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_port != 0 || self.tls_memcache_port != 0 || self.tls_http_port != 0
+    }
+
+    /// The `tls-*` settings given at start.
+    pub fn tls_settings(&self) -> TlsSettings {
+        let path = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        };
+        TlsSettings {
+            cert_file: path(&self.tls_cert_file),
+            key_file: path(&self.tls_key_file),
+            ca_cert_file: path(&self.tls_ca_cert_file),
+            ca_cert_dir: path(&self.tls_ca_cert_dir),
+            auth_clients: self.tls_auth_clients,
+            protocols: self.tls_protocols.clone().unwrap_or_default(),
+            ciphersuites: self.tls_ciphersuites.clone().unwrap_or_default(),
+        }
+    }
+
     /// Checks values that clap cannot; the message names the flag.
     pub fn validate(&self) -> Result<(), String> {
         if self.databases == 0 || self.databases > 1_000_000 {
@@ -267,6 +340,12 @@ impl ServeConfig {
                     file.display()
                 ));
             }
+        }
+        if self.tls_enabled() && (self.tls_cert_file.is_none() || self.tls_key_file.is_none()) {
+            return Err(
+                "--tls-port, --tls-memcache-port and --tls-http-port need --tls-cert-file and --tls-key-file"
+                    .into(),
+            );
         }
         if !self.compact_ratio.is_finite() || self.compact_ratio < 0.0 {
             return Err("--compact-ratio must be a number >= 0".into());

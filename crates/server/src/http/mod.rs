@@ -24,7 +24,10 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, Method, Response, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
+use axum::serve::ListenerExt;
 use axum::Router;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::shared::Shared;
@@ -205,11 +208,9 @@ async fn durable_write(
     response
 }
 
-/// A running HTTP listener; tells it when the whole server is ready.
+/// The running HTTP listeners; tells them when the whole server is ready.
 pub struct HttpHandle {
     state: Arc<HttpState>,
-    /// The bound address.
-    pub addr: SocketAddr,
 }
 
 impl HttpHandle {
@@ -219,31 +220,108 @@ impl HttpHandle {
     }
 }
 
-/// Binds `--bind:--http-port` and serves HTTP in the background until
-/// shutdown (finishing requests in flight).
+/// Binds `--bind:--http-port` (HTTP) and `--bind:--tls-http-port` (HTTPS),
+/// whichever are not 0, and serves both from one router and one state in
+/// the background until shutdown (finishing requests in flight).
 pub async fn start(shared: Arc<Shared>) -> std::io::Result<HttpHandle> {
-    let listener =
-        crate::listener::bind(&shared.config.bind, shared.config.http_port, "HTTP").await?;
-    let local = listener.local_addr()?;
+    let cfg = &shared.config;
     let state = HttpState::new(shared.clone());
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move {
-        let stop = async move {
-            let notified = shared.shutdown.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if !shared.stopping.load(Ordering::SeqCst) {
-                notified.await;
+    if cfg.http_port != 0 {
+        let listener = crate::listener::bind(&cfg.bind, cfg.http_port, "HTTP").await?;
+        let (app, stop) = (app.clone(), stopped(shared.clone()));
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::error!(error = %e, "HTTP server failed");
             }
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::error!(error = %e, "HTTP server failed");
+        });
+    }
+    if cfg.tls_http_port != 0 {
+        let listener = crate::listener::bind(&cfg.bind, cfg.tls_http_port, "HTTPS").await?;
+        // tap_io: axum hands the peer address to ConnectInfo for this form
+        let listener = TlsListener::spawn(shared.clone(), listener)?.tap_io(|_| {});
+        let stop = stopped(shared.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::error!(error = %e, "HTTPS server failed");
+            }
+        });
+    }
+    Ok(HttpHandle { state })
+}
+
+/// Resolves once the server is asked to stop (at once if it already was).
+async fn stopped(shared: Arc<Shared>) {
+    let notified = shared.shutdown.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    if !shared.stopping.load(Ordering::SeqCst) {
+        notified.await;
+    }
+}
+
+/// The HTTPS port as axum's listener: a task accepts TCP connections and
+/// runs each handshake on a task of its own (so a slow or failing client
+/// holds up no one); the connections that finished it queue here.
+struct TlsListener {
+    handshaken: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    fn spawn(shared: Arc<Shared>, listener: TcpListener) -> std::io::Result<TlsListener> {
+        let local = listener.local_addr()?;
+        let (tx, handshaken) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                // ends when axum drops the listener at shutdown
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    _ = tx.closed() => return,
+                };
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // e.g. EMFILE: back off instead of spinning
+                        tracing::warn!(error = %e, "HTTPS accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let (shared, tx) = (shared.clone(), tx.clone());
+                tokio::spawn(async move {
+                    if let Some(stream) = crate::tls::handshake(&shared.tls, stream, peer).await {
+                        let _ = tx.send((stream, peer)).await;
+                    }
+                });
+            }
+        });
+        Ok(TlsListener { handshaken, local })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.handshaken.recv().await {
+            Some(conn) => conn,
+            // the accepting task is gone: nothing more will come
+            None => std::future::pending().await,
         }
-    });
-    Ok(HttpHandle { state, addr: local })
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
 }
 
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Body> {

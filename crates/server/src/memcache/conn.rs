@@ -9,11 +9,11 @@ use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
 use magpie_protocol::memcache::{Limits, Parsed, Parser};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 use crate::clients::{ClientInfo, McConnState};
-use crate::listener::accept_loop;
+use crate::listener::{accept_loop, tls_accept_loop};
 use crate::memcache::{command_index, execute, McCounters, McCtx, McState};
 use crate::shared::Shared;
 use crate::slowlog::{write_down, Observer};
@@ -42,15 +42,22 @@ pub async fn run(shared: Arc<Shared>, mc: Arc<McState>, listener: TcpListener) {
     .await
 }
 
-/// Serves `stream` until the client leaves, quits, sends an over-long line,
-/// passes the query buffer limit, or the server shuts down.
-pub async fn serve(
-    shared: Arc<Shared>,
-    mc: Arc<McState>,
-    mut stream: TcpStream,
-    info: Arc<ClientInfo>,
-) {
-    let _ = stream.set_nodelay(true);
+/// Accepts memcached clients over TLS on `listener` until shutdown; they
+/// share `mc` (its counters and settings) with the plaintext port.
+pub async fn run_tls(shared: Arc<Shared>, mc: Arc<McState>, listener: TcpListener) {
+    tls_accept_loop(shared, listener, move |shared, stream, info| {
+        serve(shared, mc.clone(), stream, info)
+    })
+    .await
+}
+
+/// Serves `stream` (TCP, or TLS over it) until the client leaves, quits,
+/// sends an over-long line, passes the query buffer limit, or the server
+/// shuts down.
+pub async fn serve<S>(shared: Arc<Shared>, mc: Arc<McState>, mut stream: S, info: Arc<ClientInfo>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     McCounters::bump(&mc.counters.total_connections);
     McCounters::bump(&mc.counters.curr_connections);
     let query_limit = shared.runtime.read().client_query_buffer_limit;
@@ -205,10 +212,10 @@ fn request_line(request: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-async fn write(
+async fn write<S: AsyncWrite + Unpin>(
     shared: &Shared,
     mc: &McState,
-    stream: &mut TcpStream,
+    stream: &mut S,
     out: &mut Vec<u8>,
     mark: u64,
 ) -> std::io::Result<()> {
@@ -225,6 +232,9 @@ async fn write(
         }
     }
     stream.write_all(out).await?;
+    // a TLS stream may hold the last record until flushed; a TCP stream's
+    // flush does nothing
+    stream.flush().await?;
     shared
         .counters
         .net_output_bytes

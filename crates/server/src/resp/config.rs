@@ -13,6 +13,7 @@ use super::handler::{
 };
 use crate::config::parse_memory;
 use crate::shared::{Runtime, Shared};
+use crate::tls::{AuthClients, TlsSettings};
 
 /// CONFIG's table.
 pub const COMMANDS: &[CommandSpec] = &[CommandSpec {
@@ -74,6 +75,10 @@ enum Setter {
     /// design); the function validates like Redis then says why others are
     /// refused.
     Fixed(fn(&Shared, &[u8]) -> Result<(), String>),
+    /// A `tls-*` setting: stored in a copy of the TLS settings, which are
+    /// applied together (the certificate files reread) once every value
+    /// checked; if they do not load, nothing changes.
+    Tls(fn(&mut TlsSettings, &[u8]) -> Result<(), String>),
 }
 
 /// One parameter CONFIG GET / SET knows.
@@ -233,6 +238,77 @@ const PARAMS: &[Param] = &[
             Ok(())
         }),
     },
+    Param {
+        name: "tls-port",
+        get: |s| s.config.tls_port.to_string(),
+        set: Setter::Immutable,
+    },
+    Param {
+        name: "tls-memcache-port",
+        get: |s| s.config.tls_memcache_port.to_string(),
+        set: Setter::Immutable,
+    },
+    Param {
+        name: "tls-http-port",
+        get: |s| s.config.tls_http_port.to_string(),
+        set: Setter::Immutable,
+    },
+    Param {
+        name: "tls-cert-file",
+        get: |s| s.tls.settings().cert_file,
+        set: Setter::Tls(|t, v| {
+            t.cert_file = String::from_utf8_lossy(v).into_owned();
+            Ok(())
+        }),
+    },
+    Param {
+        name: "tls-key-file",
+        get: |s| s.tls.settings().key_file,
+        set: Setter::Tls(|t, v| {
+            t.key_file = String::from_utf8_lossy(v).into_owned();
+            Ok(())
+        }),
+    },
+    Param {
+        name: "tls-ca-cert-file",
+        get: |s| s.tls.settings().ca_cert_file,
+        set: Setter::Tls(|t, v| {
+            t.ca_cert_file = String::from_utf8_lossy(v).into_owned();
+            Ok(())
+        }),
+    },
+    Param {
+        name: "tls-ca-cert-dir",
+        get: |s| s.tls.settings().ca_cert_dir,
+        set: Setter::Tls(|t, v| {
+            t.ca_cert_dir = String::from_utf8_lossy(v).into_owned();
+            Ok(())
+        }),
+    },
+    Param {
+        name: "tls-auth-clients",
+        get: |s| s.tls.settings().auth_clients.to_string(),
+        set: Setter::Tls(|t, v| {
+            t.auth_clients = AuthClients::parse(v)?;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "tls-protocols",
+        get: |s| s.tls.settings().protocols,
+        set: Setter::Tls(|t, v| {
+            t.protocols = String::from_utf8_lossy(v).into_owned();
+            Ok(())
+        }),
+    },
+    Param {
+        name: "tls-ciphersuites",
+        get: |s| s.tls.settings().ciphersuites,
+        set: Setter::Tls(|t, v| {
+            t.ciphersuites = String::from_utf8_lossy(v).into_owned();
+            Ok(())
+        }),
+    },
 ];
 
 /// Parses a Redis integer config value within `[min, max]`, with Redis's
@@ -340,14 +416,33 @@ fn config_set(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     }
     // then apply them all to a copy, and publish it only if all succeed
     let mut rt = ctx.shared.runtime.read().clone();
+    let mut tls = ctx.shared.tls.settings();
+    // the first tls-* parameter, named if the TLS settings fail to apply
+    let mut tls_name = None;
     for (p, (name, value)) in params.iter().zip(&pairs) {
         let res = match p.set {
             Setter::Runtime(set) => set(&mut rt, value),
             Setter::Fixed(check) => check(ctx.shared, value),
+            Setter::Tls(set) => {
+                tls_name.get_or_insert(*name);
+                set(&mut tls, value)
+            }
             Setter::Immutable => unreachable!("rejected above"),
         };
         if let Err(why) = res {
             fail(ctx, name, &why);
+            return;
+        }
+    }
+    if let Some(name) = tls_name {
+        // rereads the certificate files even when the paths are the same
+        if let Err(why) = ctx.shared.tls.apply(tls) {
+            tracing::warn!(error = %why, "CONFIG SET: TLS configuration not changed");
+            fail(
+                ctx,
+                name,
+                &format!("Unable to update TLS configuration: {why}"),
+            );
             return;
         }
     }

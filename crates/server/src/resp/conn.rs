@@ -8,11 +8,11 @@ use std::time::Instant;
 use bytes::{Buf, BytesMut};
 use magpie_protocol::resp::parse::BIG_ARG;
 use magpie_protocol::resp::{Args, Framing, Parser, Proto, ReplyWriter};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 use crate::clients::ClientInfo;
-use crate::listener::accept_loop;
+use crate::listener::{accept_loop, tls_accept_loop};
 use crate::resp::{self, Ctx};
 use crate::session::Session;
 use crate::shared::Shared;
@@ -36,10 +36,17 @@ pub async fn run(shared: Arc<Shared>, listener: TcpListener) {
     .await
 }
 
-/// Serves `stream` until the client leaves, QUIT, a protocol error, a limit,
-/// or server shutdown.
-pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientInfo>) {
-    let _ = stream.set_nodelay(true);
+/// Accepts RESP clients over TLS on `listener` until shutdown.
+pub async fn run_tls(shared: Arc<Shared>, listener: TcpListener) {
+    tls_accept_loop(shared, listener, serve).await
+}
+
+/// Serves `stream` (TCP, or TLS over it) until the client leaves, QUIT, a
+/// protocol error, a limit, or server shutdown.
+pub async fn serve<S>(shared: Arc<Shared>, mut stream: S, info: Arc<ClientInfo>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let (limits, needs_auth, query_limit) = {
         let rt = shared.runtime.read();
         (
@@ -186,9 +193,9 @@ fn big_arg_over(args: Args<'_>, query_limit: usize) -> bool {
         .any(|a| a.len() >= BIG_ARG && a.len() + 2 > query_limit)
 }
 
-async fn write(
+async fn write<S: AsyncWrite + Unpin>(
     shared: &Shared,
-    stream: &mut TcpStream,
+    stream: &mut S,
     out: &mut Vec<u8>,
     mark: u64,
 ) -> std::io::Result<()> {
@@ -205,6 +212,9 @@ async fn write(
         }
     }
     stream.write_all(out).await?;
+    // a TLS stream may hold the last record until flushed; a TCP stream's
+    // flush does nothing
+    stream.flush().await?;
     shared
         .counters
         .net_output_bytes
