@@ -1,6 +1,7 @@
 //! The HTTP/JSON front door: keys of database 0 over REST, plus stats,
 //! Prometheus metrics, a live dashboard, health and readiness probes and
-//! the OpenAPI document.
+//! the OpenAPI document, over HTTP and (with `--tls-http-port`) HTTPS:
+//! [`start`] serves one router on both.
 //!
 //! [`router`] lists every route; [`keys`] has the key handlers, [`stats`] the
 //! observability endpoints, [`dashboard`] the page over them, [`errors`] the
