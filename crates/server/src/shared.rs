@@ -141,7 +141,11 @@ impl Shared {
             runtime.command_log_sample,
         );
         let command_stats = CommandStats::new(command_names);
-        let tls = Tls::new(config.tls_settings(), config.tls_enabled());
+        let tls = Tls::new(
+            config.tls_settings(),
+            config.tls_enabled(),
+            std::time::Duration::from_millis(config.tls_handshake_timeout),
+        );
         Arc::new(Shared {
             engine,
             persist: OnceLock::new(),

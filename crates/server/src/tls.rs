@@ -22,10 +22,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-/// A client that has not finished its TLS handshake this long after
-/// connecting is dropped, so half-open handshakes cannot pin connections.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Whether clients must present a certificate (Redis `tls-auth-clients`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum AuthClients {
@@ -280,17 +276,22 @@ pub struct Tls {
     active: bool,
     /// What the next handshake uses (None until [`Tls::load`]).
     current: RwLock<Option<Arc<ServerConfig>>>,
+    /// A client that has not finished its handshake this long after
+    /// connecting is dropped, so stalled handshakes cannot pin connections.
+    handshake_timeout: Duration,
 }
 
 impl Tls {
     /// The TLS state of a server started with `settings`, `active` when
-    /// some door listens for TLS; nothing is read from disk until
+    /// some door listens for TLS, dropping clients whose handshake takes
+    /// longer than `handshake_timeout`; nothing is read from disk until
     /// [`Tls::load`].
-    pub fn new(settings: TlsSettings, active: bool) -> Tls {
+    pub fn new(settings: TlsSettings, active: bool, handshake_timeout: Duration) -> Tls {
         Tls {
             settings: Mutex::new(settings),
             active,
             current: RwLock::new(None),
+            handshake_timeout,
         }
     }
 
@@ -341,7 +342,7 @@ impl Tls {
 }
 
 /// Runs the server side of the handshake on an accepted stream, within
-/// [`HANDSHAKE_TIMEOUT`]. A client that fails it (plaintext on a TLS port,
+/// the handshake timeout (`--tls-handshake-timeout`). A client that fails it (plaintext on a TLS port,
 /// an untrusted or expired certificate, none where one is required) is
 /// logged and dropped: `None`.
 pub async fn handshake(
@@ -350,7 +351,7 @@ pub async fn handshake(
     peer: SocketAddr,
 ) -> Option<TlsStream<TcpStream>> {
     let acceptor = tls.acceptor()?;
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+    match tokio::time::timeout(tls.handshake_timeout, acceptor.accept(stream)).await {
         Ok(Ok(stream)) => Some(stream),
         Ok(Err(e)) => {
             tracing::info!(client = %peer, error = %e, "TLS handshake failed");

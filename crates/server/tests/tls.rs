@@ -444,6 +444,30 @@ fn plaintext_on_a_tls_port_is_dropped() {
 }
 
 #[test]
+fn a_stalled_handshake_is_closed_at_the_timeout() {
+    let pki = Pki::new();
+    let s = start(&pki, &["--tls-handshake-timeout", "300"]);
+    // connects and says nothing: closed once the timeout passes
+    let mut raw = TcpStream::connect(("127.0.0.1", s.tls)).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    let mut got = Vec::new();
+    raw.read_to_end(&mut got)
+        .expect("closed by the server, not by the read timeout");
+    assert!(got.is_empty(), "{got:?}");
+    let log = std::fs::read_to_string(common::log_path(s.server.port)).unwrap();
+    assert!(log.contains("TLS handshake timed out"), "{log}");
+    // a client that completes its handshake in time is served and is not
+    // cut off later: the timeout covers only the handshake
+    let mut conn = tls_connect(&pki, s.tls, ClientCert::Named("client"), BOTH);
+    exchange(&mut conn, b"PING\r\n", b"+PONG\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    exchange(&mut conn, b"PING\r\n", b"+PONG\r\n").unwrap();
+    let out = common::failed_serve(&["--tls-handshake-timeout", "0"]);
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("--tls-handshake-timeout must be between 1 and 3600000"));
+}
+
+#[test]
 fn tls_protocols_limits_the_versions_offered() {
     let pki = Pki::new();
     let s = start(&pki, &["--tls-protocols", "TLSv1.2"]);

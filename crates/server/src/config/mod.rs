@@ -215,6 +215,12 @@ pub struct ServeConfig {
     /// all three when unset).
     #[arg(long, value_name = "SUITES", env = "MAGPIE_TLS_CIPHERSUITES")]
     pub tls_ciphersuites: Option<String>,
+
+    /// Milliseconds a TLS client has, from connecting, to finish its
+    /// handshake; one that has not is closed (so stalled handshakes cannot
+    /// hold connections open).
+    #[arg(long, default_value_t = 10_000, env = "MAGPIE_TLS_HANDSHAKE_TIMEOUT")]
+    pub tls_handshake_timeout: u64,
 }
 
 /// Redis's `memtoull`: digits with an optional `b`, `k`, `kb`, `m`, `mb`,
@@ -340,6 +346,9 @@ impl ServeConfig {
                     file.display()
                 ));
             }
+        }
+        if self.tls_handshake_timeout == 0 || self.tls_handshake_timeout > 3_600_000 {
+            return Err("--tls-handshake-timeout must be between 1 and 3600000 (ms)".into());
         }
         if self.tls_enabled() && (self.tls_cert_file.is_none() || self.tls_key_file.is_none()) {
             return Err(
