@@ -1026,3 +1026,54 @@ fn differential_tls_config_and_redis_cli() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// The `redis` crate's rustls client (`rediss://`, mutual TLS) against the
+/// TLS port: commands work, and without a client certificate the
+/// connection is refused.
+#[test]
+fn redis_crate_over_tls() {
+    let pki = Pki::new();
+    let s = start(&pki, &[]);
+    let read = |name: &str| std::fs::read(pki.path(name)).unwrap();
+    let url = format!("rediss://localhost:{}/", s.tls);
+    let client = |with_cert: bool| {
+        redis::Client::build_with_tls(
+            url.as_str(),
+            redis::TlsCertificates {
+                client_tls: with_cert.then(|| redis::ClientTlsConfig {
+                    client_cert: read("client.crt"),
+                    client_key: read("client.key"),
+                }),
+                root_cert: Some(read("ca.crt")),
+            },
+        )
+        .unwrap()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut con = client(true)
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let () = redis::cmd("SET")
+            .arg("crate")
+            .arg("tls")
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        let v: String = redis::cmd("GET")
+            .arg("crate")
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(v, "tls");
+        let refused = async {
+            let mut con = client(false).get_multiplexed_async_connection().await?;
+            redis::cmd("PING").query_async::<String>(&mut con).await
+        };
+        assert!(refused.await.is_err());
+    });
+}
