@@ -1,6 +1,7 @@
 //! TLS on every door, over real sockets: certificates made here with
-//! rcgen; redis-cli --tls, openssl s_client, curl over HTTPS and a rustls
-//! client speaking RESP and memcached text; mutual TLS yes/no/optional,
+//! rcgen; redis-cli --tls, openssl s_client, curl over HTTPS, the redis
+//! crate's rustls client and a rustls client speaking RESP and memcached
+//! text; mutual TLS yes/no/optional,
 //! the refusals (no client certificate, another CA's, an expired one,
 //! plaintext on a TLS port, a TLS version not offered), reloading on
 //! CONFIG SET and SIGHUP, bad files at start, and CONFIG GET tls-* beside
