@@ -92,4 +92,7 @@ pub struct ClientState {
     pub last_cmd: String,
     /// When the last command ran.
     pub last_active: Option<Instant>,
+    /// Channels, patterns and shard channels subscribed to (CLIENT LIST's
+    /// sub, psub and ssub).
+    pub subscriptions: [u32; 3],
 }

@@ -8,7 +8,8 @@
 //! door shares, each in a room of its own: [`config`] (flags, environment
 //! and the `--config` file), [`listener`] (binding, the accept loop, the
 //! expiry cycle), [`clients`] (the client registry's entries),
-//! [`session`] (a RESP connection's state), [`shared`] (state every
+//! [`session`] (a RESP connection's state), [`pubsub`] (the channel
+//! registry and subscribers' queues), [`shared`] (state every
 //! connection sees), [`stats`] and [`slowlog`] (per-command statistics and
 //! the slow log), [`logging`] (the log format) and [`tls`] (the TLS
 //! settings, certificates and handshake every door's TLS port uses). The shared rooms never
@@ -22,6 +23,7 @@ pub mod http;
 pub mod listener;
 pub mod logging;
 pub mod memcache;
+pub mod pubsub;
 pub mod resp;
 pub mod session;
 pub mod shared;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use magpie_protocol::resp::Proto;
 
 use crate::clients::ClientInfo;
+use crate::pubsub::ClientSubs;
 use crate::shared::Counters;
 
 /// Counts kept per connection and added to the shared [`Counters`] once per
@@ -41,6 +42,9 @@ pub struct Session {
     /// Index (in the command table) of the command that ran last, taken by
     /// the connection to time it; None when the request ran no command.
     pub last_index: Option<u16>,
+    /// Channels, patterns and shard channels subscribed to, and the queue
+    /// their messages arrive in.
+    pub pubsub: ClientSubs,
 }
 
 impl Session {
@@ -55,6 +59,7 @@ impl Session {
             last_cmd: "NULL",
             counters: LocalCounters::default(),
             last_index: None,
+            pubsub: ClientSubs::default(),
         }
     }
 

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 
 use crate::clients::ClientInfo;
 use crate::config::ServeConfig;
+use crate::pubsub::{OutputLimit, PubSub};
 use crate::slowlog::SlowLog;
 use crate::stats::CommandStats;
 use crate::tls::Tls;
@@ -40,6 +41,9 @@ pub struct Runtime {
     /// The keyspace's memory limit (kept in the engine by
     /// [`Shared::set_runtime`]).
     pub memory_limit: MemoryLimit,
+    /// `client-output-buffer-limit` for subscribers (kept in the pub/sub
+    /// registry by [`Shared::set_runtime`]).
+    pub pubsub_output_limit: OutputLimit,
 }
 
 /// Server-wide counters reported by INFO (and later stats and /metrics).
@@ -98,6 +102,8 @@ pub struct Shared {
     pub slowlog: SlowLog,
     /// The `tls-*` settings and the certificate new TLS connections get.
     pub tls: Tls,
+    /// Pub/sub channels, patterns and their subscribers' queues.
+    pub pubsub: Arc<PubSub>,
 }
 
 impl Shared {
@@ -132,7 +138,9 @@ impl Shared {
                 policy: config.maxmemory_policy,
                 samples: config.maxmemory_samples,
             },
+            pubsub_output_limit: config.client_output_buffer_limit_pubsub,
         };
+        let pubsub = Arc::new(PubSub::new(runtime.pubsub_output_limit));
         let engine = Arc::new(Engine::new(ec));
         engine.set_memory_limit(runtime.memory_limit);
         let slowlog = SlowLog::new(
@@ -163,6 +171,7 @@ impl Shared {
             command_stats,
             slowlog,
             tls,
+            pubsub,
         })
     }
 
@@ -175,6 +184,7 @@ impl Shared {
             rt.command_log_sample,
         );
         self.engine.set_memory_limit(rt.memory_limit);
+        self.pubsub.set_limit(rt.pubsub_output_limit);
         *self.runtime.write() = rt;
     }
 

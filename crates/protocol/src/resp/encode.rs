@@ -179,6 +179,16 @@ impl<'a> ReplyWriter<'a> {
         self.int_line(b'*', n as i64);
     }
 
+    /// Starts a push message of `n` elements (RESP3's `>`: pub/sub
+    /// messages and confirmations, which arrive outside the request/reply
+    /// order); an array in RESP2 and kvs.
+    pub fn push(&mut self, n: usize) {
+        match self.proto {
+            Proto::Resp3 => self.int_line(b'>', n as i64),
+            _ => self.array(n),
+        }
+    }
+
     /// Starts a map of `n` key/value pairs (an array of 2n in RESP2/kvs).
     pub fn map(&mut self, n: usize) {
         match self.proto {
@@ -298,6 +308,8 @@ mod tests {
         assert_eq!(render(Proto::Kvs, |w| w.bulk(b"v")), "+v\r\n");
         assert_eq!(render(Proto::Resp3, |w| w.map(1)), "%1\r\n");
         assert_eq!(render(Proto::Resp2, |w| w.map(1)), "*2\r\n");
+        assert_eq!(render(Proto::Resp3, |w| w.push(3)), ">3\r\n");
+        assert_eq!(render(Proto::Resp2, |w| w.push(3)), "*3\r\n");
         assert_eq!(render(Proto::Resp3, |w| w.double(1.5)), ",1.5\r\n");
         assert_eq!(render(Proto::Resp2, |w| w.double(1.5)), "$3\r\n1.5\r\n");
         assert_eq!(

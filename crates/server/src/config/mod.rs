@@ -9,6 +9,7 @@ use clap::Args;
 use magpie_engine::EvictionPolicy;
 use magpie_persist::FsyncPolicy;
 
+use crate::pubsub::OutputLimit;
 use crate::tls::{AuthClients, TlsSettings};
 
 /// Everything `magpie serve` can be told.
@@ -65,6 +66,14 @@ pub struct ServeConfig {
     /// (Redis `client-query-buffer-limit`).
     #[arg(long, default_value_t = 1024 * 1024 * 1024, env = "MAGPIE_CLIENT_QUERY_BUFFER_LIMIT")]
     pub client_query_buffer_limit: usize,
+
+    /// When a subscriber that does not read is disconnected (Redis
+    /// `client-output-buffer-limit` for the `pubsub` class): `<hard>
+    /// <soft> <soft-seconds>`, closed once its unsent messages reach
+    /// `hard` bytes or stay at `soft` bytes for over `soft-seconds`; a byte
+    /// limit of 0 is none. Units as for `--maxmemory`.
+    #[arg(long, default_value = "32mb 8mb 60", value_parser = pubsub_limit_value, env = "MAGPIE_CLIENT_OUTPUT_BUFFER_LIMIT_PUBSUB")]
+    pub client_output_buffer_limit_pubsub: OutputLimit,
 
     /// Active expiry cycles per second (Redis `hz`).
     #[arg(long, default_value_t = 10, env = "MAGPIE_HZ")]
@@ -252,6 +261,30 @@ pub fn parse_memory(v: &[u8]) -> Option<u64> {
 fn memory_value(v: &str) -> Result<u64, String> {
     parse_memory(v.as_bytes())
         .ok_or_else(|| "expected bytes, optionally with a unit (100mb, 2gb, 512kb)".into())
+}
+
+fn pubsub_limit_value(v: &str) -> Result<OutputLimit, String> {
+    let words: Vec<&[u8]> = v.as_bytes().split(|&b| b == b' ').collect();
+    match words[..] {
+        [hard, soft, seconds] => output_limit(hard, soft, seconds)
+            .ok_or_else(|| "expected <hard> <soft> <soft-seconds>, e.g. \"32mb 8mb 60\"".into()),
+        _ => {
+            Err("expected three values: <hard> <soft> <soft-seconds>, e.g. \"32mb 8mb 60\"".into())
+        }
+    }
+}
+
+/// One class's `<hard> <soft> <soft-seconds>` of Redis's
+/// `client-output-buffer-limit`: byte sizes as `memtoull` reads them, and
+/// seconds as a non-negative integer that Redis then keeps in a C `int`
+/// (so larger values wrap as they do there).
+pub fn output_limit(hard: &[u8], soft: &[u8], seconds: &[u8]) -> Option<OutputLimit> {
+    let seconds = magpie_protocol::int::parse_i64(seconds).filter(|s| *s >= 0)?;
+    Some(OutputLimit {
+        hard: parse_memory(hard)?,
+        soft: parse_memory(soft)?,
+        soft_seconds: seconds as i32,
+    })
 }
 
 /// The list CONFIG SET and `--maxmemory-policy` name when refusing one.

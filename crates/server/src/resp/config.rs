@@ -12,6 +12,7 @@ use super::handler::{
     dispatch_subcommand, is, sanitize, server_subcommand as sub, write_help, CommandSpec, Ctx,
 };
 use crate::config::parse_memory;
+use crate::pubsub::OutputLimit;
 use crate::shared::{Runtime, Shared};
 use crate::tls::{AuthClients, TlsSettings};
 
@@ -156,6 +157,18 @@ const PARAMS: &[Param] = &[
                 parse_memory_in(v, 1024 * 1024, i64::MAX as u64)? as usize;
             Ok(())
         }),
+    },
+    Param {
+        name: "client-output-buffer-limit",
+        get: |s| {
+            format!(
+                "normal {} slave {} pubsub {}",
+                OutputLimit::NORMAL_DEFAULT.render(),
+                OutputLimit::REPLICA_DEFAULT.render(),
+                s.runtime.read().pubsub_output_limit.render()
+            )
+        },
+        set: Setter::Runtime(set_output_limits),
     },
     Param {
         name: "hz",
@@ -310,6 +323,50 @@ const PARAMS: &[Param] = &[
         }),
     },
 ];
+
+/// CONFIG SET client-output-buffer-limit: `<class> <hard> <soft>
+/// <soft-seconds>` groups, checked whole before any is applied, with
+/// Redis's error texts. magpie enforces the pubsub class; the normal and
+/// replica classes (it has no limit for ordinary replies, and no
+/// replicas) accept only the values they have.
+fn set_output_limits(rt: &mut Runtime, v: &[u8]) -> Result<(), String> {
+    if v.is_empty() {
+        return Ok(());
+    }
+    let words: Vec<&[u8]> = v.split(|&b| b == b' ').collect();
+    if !words.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    let mut pubsub = rt.pubsub_output_limit;
+    for group in words.chunks(4) {
+        let class = group[0];
+        let fixed = if is(class, "normal") {
+            Some(OutputLimit::NORMAL_DEFAULT)
+        } else if is(class, "slave") || is(class, "replica") {
+            Some(OutputLimit::REPLICA_DEFAULT)
+        } else if is(class, "pubsub") {
+            None
+        } else {
+            return Err("Invalid client class specified in buffer limit configuration.".into());
+        };
+        let limit = crate::config::output_limit(group[1], group[2], group[3]).ok_or_else(|| {
+            "Error in hard, soft or soft_seconds setting in buffer limit configuration.".to_string()
+        })?;
+        match fixed {
+            None => pubsub = limit,
+            Some(f) if f == limit => {}
+            Some(f) => {
+                return Err(format!(
+                    "magpie limits only the pubsub class; {} stays '{}'",
+                    String::from_utf8_lossy(class).to_ascii_lowercase(),
+                    f.render()
+                ))
+            }
+        }
+    }
+    rt.pubsub_output_limit = pubsub;
+    Ok(())
+}
 
 /// Parses a Redis integer config value within `[min, max]`, with Redis's
 /// error texts.

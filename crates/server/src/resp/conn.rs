@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::clients::ClientInfo;
 use crate::listener::{accept_loop, tls_accept_loop};
+use crate::pubsub::Subscriber;
 use crate::resp::{self, Ctx};
 use crate::session::Session;
 use crate::shared::Shared;
@@ -69,7 +70,26 @@ where
         // No select on the shutdown Notify here: registering with it on every
         // read would take its internal lock per batch on every connection.
         // Shutdown is noticed after the batch (below) or by runtime teardown.
-        let n = match stream.read_buf(&mut rbuf).await {
+        let read = match session.pubsub.subscriber() {
+            None => stream.read_buf(&mut rbuf).await,
+            // a subscriber also wakes for messages (both futures are
+            // cancel-safe: nothing is lost when the other one wins)
+            Some(sub) => {
+                let sub = sub.clone();
+                tokio::select! {
+                    r = stream.read_buf(&mut rbuf) => r,
+                    () = sub.ready() => {
+                        if !sub.drain_into(&mut out)
+                            || write(&shared, &mut stream, &mut out, 0, Some(&sub)).await.is_err()
+                        {
+                            break;
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        let n = match read {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
@@ -83,6 +103,8 @@ where
         // where the log stood before this batch (see `write`)
         let mark = shared.persist.get().map_or(0, |p| p.mark());
         let mut failed = false;
+        // a subscriber closed over its output limit: close unanswered
+        let mut killed = false;
         let mut over_limit = false;
         observer.begin(&shared.slowlog);
         let mut started = Instant::now();
@@ -101,6 +123,13 @@ where
                         Framing::Kvs => Proto::Kvs,
                         _ => session.proto,
                     };
+                    if let Some(sub) = session.pubsub.subscriber() {
+                        // messages that came before this command go first
+                        if !sub.drain_into(&mut out) {
+                            killed = true;
+                            break;
+                        }
+                    }
                     let before = out.len();
                     let mut w = ReplyWriter::new(&mut out, proto);
                     let mut ctx = Ctx {
@@ -132,7 +161,11 @@ where
                     }
                     off += req.consumed;
                     if out.len() >= FLUSH_AT {
-                        if write(&shared, &mut stream, &mut out, mark).await.is_err() {
+                        let sub = session.pubsub.subscriber();
+                        if write(&shared, &mut stream, &mut out, mark, sub)
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                         started = Instant::now();
@@ -157,7 +190,18 @@ where
             st.last_cmd.clear();
             st.last_cmd.push_str(session.last_cmd);
         }
-        if write(&shared, &mut stream, &mut out, mark).await.is_err() || failed || session.close {
+        let sub = session.pubsub.subscriber();
+        if let Some(sub) = sub {
+            sub.set_resp3(session.proto == Proto::Resp3);
+            killed |= !sub.drain_into(&mut out);
+        }
+        if killed
+            || write(&shared, &mut stream, &mut out, mark, sub)
+                .await
+                .is_err()
+            || failed
+            || session.close
+        {
             break;
         }
         let buffered = parser.query_buffer_len(&rbuf);
@@ -193,11 +237,15 @@ fn big_arg_over(args: Args<'_>, query_limit: usize) -> bool {
         .any(|a| a.len() >= BIG_ARG && a.len() + 2 > query_limit)
 }
 
+/// Writes `out` once the writes it acknowledges are durable. For a
+/// subscriber the write gives up as soon as the subscriber is closed (over
+/// its output limit): a client that does not read must not hold it.
 async fn write<S: AsyncWrite + Unpin>(
     shared: &Shared,
     stream: &mut S,
     out: &mut Vec<u8>,
     mark: u64,
+    sub: Option<&Arc<Subscriber>>,
 ) -> std::io::Result<()> {
     if out.is_empty() {
         return Ok(());
@@ -211,10 +259,25 @@ async fn write<S: AsyncWrite + Unpin>(
             return Err(std::io::Error::other(e));
         }
     }
-    stream.write_all(out).await?;
-    // a TLS stream may hold the last record until flushed; a TCP stream's
-    // flush does nothing
-    stream.flush().await?;
+    match sub {
+        None => {
+            stream.write_all(out).await?;
+            // a TLS stream may hold the last record until flushed; a TCP
+            // stream's flush does nothing
+            stream.flush().await?;
+        }
+        Some(sub) => {
+            let written = async {
+                stream.write_all(out).await?;
+                stream.flush().await
+            };
+            tokio::select! {
+                r = written => r?,
+                () = sub.closed() => return Err(std::io::ErrorKind::ConnectionAborted.into()),
+            }
+            sub.sent();
+        }
+    }
     shared
         .counters
         .net_output_bytes

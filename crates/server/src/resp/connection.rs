@@ -200,6 +200,14 @@ pub const CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
 ];
 
 fn ping(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
+    if args.len() <= 2 && ctx.session.pubsub.active() && ctx.session.proto == Proto::Resp2 {
+        // RESP2's subscribed mode answers in the shape of a message
+        ctx.out.array(2);
+        ctx.out.bulk(b"pong");
+        ctx.out
+            .bulk(if args.len() == 2 { args.get(1) } else { b"" });
+        return;
+    }
     match args.len() {
         1 => ctx.out.simple("PONG"),
         2 => ctx.out.bulk(args.get(1)),
@@ -461,10 +469,13 @@ fn client_line(out: &mut String, info: &ClientInfo, st: &ClientState, now: Insta
     } else {
         &st.last_cmd
     };
+    let [sub, psub, ssub] = st.subscriptions;
+    // Redis's P flag: subscribed to anything
+    let flags = if sub + psub + ssub > 0 { "P" } else { "N" };
     let _ = write!(
         out,
-        "id={} addr={} laddr={} fd={} name={} age={age} idle={idle} flags=N db={} \
-         sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 \
+        "id={} addr={} laddr={} fd={} name={} age={age} idle={idle} flags={flags} db={} \
+         sub={sub} psub={psub} ssub={ssub} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 \
          obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={}",
         info.id,
         info.addr,
@@ -500,14 +511,17 @@ fn own_state(ctx: &Ctx<'_, '_>) -> ClientState {
 fn client_list(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     // like Redis 7.0: no option, or exactly one of TYPE t / ID id...
     let mut ids: Option<Vec<u64>> = None;
+    // TYPE pubsub / normal: Some(subscribed to anything)
+    let mut subscribed: Option<bool> = None;
     if args.len() == 4 && is(args.get(2), "type") {
         let t = args.get(3);
-        if ["master", "replica", "slave", "pubsub"]
-            .iter()
-            .any(|w| is(t, w))
-        {
+        if ["master", "replica", "slave"].iter().any(|w| is(t, w)) {
             ids = Some(Vec::new()); // magpie has no such clients
-        } else if !is(t, "normal") {
+        } else if is(t, "pubsub") {
+            subscribed = Some(true);
+        } else if is(t, "normal") {
+            subscribed = Some(false);
+        } else {
             ctx.out.error(&format!(
                 "ERR Unknown client type '{}'",
                 super::handler::sanitize(t)
@@ -543,6 +557,9 @@ fn client_list(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
         } else {
             c.state.lock().clone()
         };
+        if subscribed.is_some_and(|want| want != (st.subscriptions.iter().sum::<u32>() > 0)) {
+            continue;
+        }
         client_line(&mut text, &c, &st, now);
     }
     ctx.out.verbatim(text.as_bytes());

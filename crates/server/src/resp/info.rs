@@ -2,6 +2,7 @@
 //! Built on demand when a client asks, so none of it costs anything on
 //! the hot path.
 
+use crate::pubsub::Kind;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -297,6 +298,10 @@ fn stats_section(shared: &Shared, s: &mut String) {
     field!(s, "evicted_keys", get(&shared.engine.stats().evicted_keys));
     field!(s, "keyspace_hits", get(&c.keyspace_hits));
     field!(s, "keyspace_misses", get(&c.keyspace_misses));
+    let ps = &shared.pubsub;
+    field!(s, "pubsub_channels", ps.count(Kind::Channel));
+    field!(s, "pubsub_patterns", ps.count(Kind::Pattern));
+    field!(s, "pubsubshard_channels", ps.count(Kind::Shard));
 }
 
 /// The name a command has in INFO: Redis commands as Redis names them,

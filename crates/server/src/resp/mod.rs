@@ -8,7 +8,7 @@
 
 use std::sync::OnceLock;
 
-use magpie_protocol::resp::{Args, Framing};
+use magpie_protocol::resp::{Args, Framing, Proto};
 
 use crate::stats::Door;
 use handler::{is, refusal, sanitize, CommandSpec, CommandTable};
@@ -25,6 +25,7 @@ pub mod info;
 pub mod keys;
 pub mod kvs;
 pub mod object;
+pub mod pubsub;
 pub mod redis_docs;
 pub mod server;
 pub mod slowlog;
@@ -37,6 +38,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     keys::COMMANDS,
     expire::COMMANDS,
     object::COMMANDS,
+    pubsub::COMMANDS,
     info::COMMANDS,
     command::COMMANDS,
     config::COMMANDS,
@@ -52,6 +54,7 @@ fn subcommands(name: &str) -> &'static [CommandSpec] {
         "command" => command::COMMAND_SUBCOMMANDS,
         "slowlog" => slowlog::SLOWLOG_SUBCOMMANDS,
         "object" => object::OBJECT_SUBCOMMANDS,
+        "pubsub" => pubsub::PUBSUB_SUBCOMMANDS,
         _ => &[],
     }
 }
@@ -116,6 +119,13 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
         ctx.out.error(&err);
         reject(ctx);
         return;
+    }
+    if ctx.session.pubsub.active() && ctx.session.proto == Proto::Resp2 {
+        if let Some(err) = pubsub::subscribed_mode_refusal(ctx.commands, spec, args) {
+            ctx.out.error(&err);
+            reject(ctx);
+            return;
+        }
     }
     ctx.session.ran(spec.name, Some(index));
     (spec.handler)(ctx, args);

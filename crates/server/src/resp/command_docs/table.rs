@@ -251,8 +251,35 @@ pub const ARGUMENTS: &[(&str, &[Arg])] = &[
         a("milliseconds", Int),
         a("value", Str),
     ]),
+    ("psubscribe", &[
+        a("pattern", Block).multiple().args(&[
+            a("pattern", Pattern),
+        ]),
+    ]),
     ("pttl", &[
         a("key", Key).key_spec(0),
+    ]),
+    ("publish", &[
+        a("channel", Str),
+        a("message", Str),
+    ]),
+    ("pubsub", &[]),
+    ("pubsub|channels", &[
+        a("pattern", Pattern).optional(),
+    ]),
+    ("pubsub|help", &[]),
+    ("pubsub|numpat", &[]),
+    ("pubsub|numsub", &[
+        a("channel", Str).optional().multiple(),
+    ]),
+    ("pubsub|shardchannels", &[
+        a("pattern", Pattern).optional(),
+    ]),
+    ("pubsub|shardnumsub", &[
+        a("shardchannel", Str).optional().multiple(),
+    ]),
+    ("punsubscribe", &[
+        a("pattern", Pattern).optional().multiple(),
     ]),
     ("quit", &[]),
     ("randomkey", &[]),
@@ -319,13 +346,26 @@ pub const ARGUMENTS: &[(&str, &[Arg])] = &[
     ("slowlog|help", &[]),
     ("slowlog|len", &[]),
     ("slowlog|reset", &[]),
+    ("spublish", &[
+        a("shardchannel", Str),
+        a("message", Str),
+    ]),
+    ("ssubscribe", &[
+        a("shardchannel", Str).multiple(),
+    ]),
     ("strlen", &[
         a("key", Key).key_spec(0),
+    ]),
+    ("subscribe", &[
+        a("channel", Str).multiple(),
     ]),
     ("substr", &[
         a("key", Key).key_spec(0),
         a("start", Int),
         a("end", Int),
+    ]),
+    ("sunsubscribe", &[
+        a("shardchannel", Str).optional().multiple(),
     ]),
     ("time", &[]),
     ("ttl", &[
@@ -336,5 +376,8 @@ pub const ARGUMENTS: &[(&str, &[Arg])] = &[
     ]),
     ("unlink", &[
         a("key", Key).key_spec(0).multiple(),
+    ]),
+    ("unsubscribe", &[
+        a("channel", Str).optional().multiple(),
     ]),
 ];
