@@ -79,8 +79,10 @@ where
                 tokio::select! {
                     r = stream.read_buf(&mut rbuf) => r,
                     () = sub.ready() => {
+                        // no write of this connection to wait for
+                        let mark = shared.persist.get().map_or(0, |p| p.mark());
                         if !sub.drain_into(&mut out)
-                            || write(&shared, &mut stream, &mut out, 0, Some(&sub)).await.is_err()
+                            || write(&shared, &mut stream, &mut out, mark, Some(&sub)).await.is_err()
                         {
                             break;
                         }
