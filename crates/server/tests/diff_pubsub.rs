@@ -7,9 +7,10 @@
 //! server). After each line every client of redis-server is read until it
 //! goes quiet, and the same number of replies is then read from the same
 //! client of magpie (blocking, so magpie's timing does not matter) and
-//! compared. `<client>~` compares the replies' lines as a multiset, for
-//! Redis's unordered answers (UNSUBSCRIBE without arguments over several
-//! channels, PUBSUB CHANNELS); `<client>?` only the replies' types (for
+//! compared. `<client>~` compares every client's replies' lines as a
+//! multiset, for Redis's unordered answers (UNSUBSCRIBE without arguments
+//! over several channels, PUBSUB CHANNELS, the pmessages of one PUBLISH
+//! that several patterns match: both servers go through a hash table); `<client>?` only the replies' types (for
 //! HELLO, whose reply holds the client id).
 
 mod common;
@@ -113,14 +114,20 @@ fn pubsub_differential(script: &str) {
         let args: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
         r[idx].send_cmd(&args);
         m[idx].send_cmd(&args);
+        // every command answers its sender: wait for that reply first, so
+        // a slow moment of redis-server's is not taken for silence (the
+        // messages to other clients leave in the same event-loop pass)
+        let first = r[idx].read_reply();
         for c in 0..CLIENTS {
-            let want = frames(&read_quiet(&mut r[c]));
+            let mut bytes = if c == idx { first.clone() } else { Vec::new() };
+            bytes.extend_from_slice(&read_quiet(&mut r[c]));
+            let want = frames(&bytes);
             let got: Vec<Vec<u8>> = (0..want.len()).map(|_| m[c].read_reply()).collect();
             let show = |f: &[Vec<u8>]| String::from_utf8_lossy(&f.concat()).into_owned();
             if types_only && c == idx {
                 let heads = |f: &[Vec<u8>]| f.iter().map(|x| x[0]).collect::<Vec<u8>>();
                 assert_eq!(heads(&got), heads(&want), "line {}: {line}", n + 1);
-            } else if loose && c == idx {
+            } else if loose {
                 assert_eq!(
                     sorted_lines(&got),
                     sorted_lines(&want),
@@ -164,7 +171,7 @@ B: PUBLISH nobody hello
 B: PUBLISH a ""
 A: PSUBSCRIBE n* h?llo h[ae]llo x\* n*
 B: PUBLISH news again
-B: PUBLISH hallo there
+B~ PUBLISH hallo there
 B: PUBLISH hxllo there
 B: PUBLISH x* star
 B: PUBLISH xy star
