@@ -85,6 +85,21 @@ pub fn log_path(port: u16) -> PathBuf {
     std::env::temp_dir().join(format!("magpie-test-{}-{port}.log", std::process::id()))
 }
 
+/// The test server's log once it holds `needle`, waiting up to 5 s (the
+/// server's log lines reach the file through a background writer, so a
+/// line can land a moment after what it reports); the log as it stands if
+/// the line never comes, for the caller's assertion to show.
+pub fn log_once_it_has(port: u16, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = std::fs::read_to_string(log_path(port)).unwrap_or_default();
+        if log.contains(needle) || Instant::now() > deadline {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn log_file(port: u16) -> Stdio {
     std::fs::File::create(log_path(port)).map_or(Stdio::null(), Stdio::from)
 }
