@@ -24,7 +24,6 @@ mod entry;
 mod evict;
 pub mod glob;
 mod shard;
-mod tag_ops;
 pub mod tags;
 
 use std::hash::BuildHasher;
@@ -1557,7 +1556,5 @@ impl<'a> Txn<'a> {
     }
 }
 
-#[cfg(test)]
-mod tag_tests;
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,7 @@
 //! at the call. A key written after the call has a higher epoch and lives.
 //!
 //! # What is kept
-//! Per database, a [`Registry`] (behind its own mutex, always locked after
+//! Per database, a `Registry` (behind its own mutex, always locked after
 //! shard locks, never before) holds each tag's name, its id (what entries
 //! store, 4 bytes), its members (a table of key hashes: the index that TAG
 //! SCAN walks and TAG CARD counts) and how many dead entries still hold it.
@@ -26,7 +26,7 @@
 //! tags at once, so an index never holds more than its live members plus
 //! the dead entries the sweep has not reached.
 //!
-//! The epochs of the invalidations themselves ([`Invalidations`]: the last
+//! The epochs of the invalidations themselves (`Invalidations`: the last
 //! epoch of each tag that still has dead entries, and a trie of pending
 //! prefix invalidations) change only while every shard lock of the database
 //! is held, so a reader holding any one shard lock reads them without a
@@ -44,6 +44,10 @@ use foldhash::fast::RandomState;
 use hashbrown::{HashMap, HashTable};
 
 use crate::entry::Entry;
+
+#[cfg(test)]
+mod engine_tests;
+mod ops;
 
 /// Default most tags one key may carry (`--max-tags-per-key`).
 pub const DEFAULT_MAX_TAGS_PER_KEY: usize = 64;

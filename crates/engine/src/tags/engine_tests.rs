@@ -1,8 +1,8 @@
 //! Tag tests: direct cases for each rule, and a property test against a
 //! model on every read path, with replays and compactions.
 
-use super::*;
 use crate::tests::{counted, dump, replay_into, Owned, Recorder};
+use crate::*;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 

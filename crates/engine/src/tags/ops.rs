@@ -5,9 +5,9 @@
 
 use std::sync::atomic::Ordering;
 
+use super::{Pass, Registry, MAX_TAGS_PER_KEY_CEILING};
 use crate::entry::{Entry, Extras};
 use crate::shard::Shard;
-use crate::tags::{Pass, Registry, MAX_TAGS_PER_KEY_CEILING};
 use crate::{
     encode_tag_list, view_of, Engine, Meta, Mutation, MutationSink, ShardGuard, TagError,
     TagLimits, TagList, TagSize, TagSummary, Txn, View,
