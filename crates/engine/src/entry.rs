@@ -149,7 +149,9 @@ impl Entry {
         Self::build_extra(key, value_len, meta, clock, Extras::default(), fill)
     }
 
-    /// [`Entry::build_with`] with the tag feature's optional fields.
+    /// [`Entry::build_with`] with the tag feature's optional fields
+    /// (always inlined, so the untagged callers' constant extras fold away).
+    #[inline(always)]
     pub(crate) fn build_extra(
         key: &[u8],
         value_len: usize,
@@ -231,11 +233,13 @@ impl Entry {
         Entry { ptr }
     }
 
+    #[inline]
     fn header(&self) -> &[u8; HEADER] {
         // SAFETY: every entry starts with HEADER initialised bytes.
         unsafe { &*(self.ptr.as_ptr() as *const [u8; HEADER]) }
     }
 
+    #[inline]
     fn present(&self) -> u8 {
         self.header()[PRESENT_AT]
     }
@@ -281,6 +285,7 @@ impl Entry {
         u16::from_le_bytes(bytes) as usize
     }
 
+    #[inline]
     fn key_len(&self) -> usize {
         if self.present() & LONG_KEY == 0 {
             return self.header()[KEY_LEN_AT] as usize;
@@ -294,6 +299,7 @@ impl Entry {
         u32::from_le_bytes(bytes) as usize
     }
 
+    #[inline]
     fn value_len(&self) -> usize {
         let h = self.header();
         u32::from_le_bytes(h[VALUE_LEN_AT..VALUE_LEN_AT + 4].try_into().unwrap()) as usize
@@ -349,10 +355,12 @@ impl Entry {
     }
 
     /// Total bytes of the allocation (what the entry costs beyond its table slot).
+    #[inline]
     pub(crate) fn alloc_size(&self) -> usize {
         HEADER + self.opt_len() + self.key_len() + self.value_len()
     }
 
+    #[inline]
     fn bytes(&self) -> &[u8] {
         // SAFETY: the allocation is alloc_size() bytes, all initialised.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.alloc_size()) }
@@ -384,14 +392,20 @@ impl Entry {
         u32::from_le_bytes(self.bytes()[at..at + 4].try_into().unwrap())
     }
 
+    #[inline]
     pub(crate) fn key(&self) -> &[u8] {
         let at = HEADER + self.opt_len();
-        &self.bytes()[at..at + self.key_len()]
+        // SAFETY: the key's `key_len` bytes start at `at`, inside the
+        // allocation (written by build_extra).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(at), self.key_len()) }
     }
 
+    #[inline]
     pub(crate) fn value(&self) -> &[u8] {
         let at = HEADER + self.opt_len() + self.key_len();
-        &self.bytes()[at..]
+        // SAFETY: the value's `value_len` bytes start at `at` and end the
+        // allocation (written by build_extra).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(at), self.value_len()) }
     }
 
     /// All non-key, non-value fields.

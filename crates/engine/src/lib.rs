@@ -315,6 +315,8 @@ impl Db {
 
     /// Tells the registry about the tagged entries that left `shard`
     /// (whose lock the caller holds).
+    #[cold]
+    #[inline(never)]
     fn settle(&self, shard: &mut Shard) {
         if shard.departed.is_empty() {
             return;
@@ -1243,6 +1245,7 @@ impl<'a> Txn<'a> {
         Ok(())
     }
 
+    #[inline]
     fn shard(&mut self, key: &[u8]) -> (u64, &mut Shard, &'a Engine) {
         let engine = self.engine;
         let hash = match self.remembered {
@@ -1265,6 +1268,7 @@ impl<'a> Txn<'a> {
     /// This is an access: the key's last access time becomes this
     /// transaction's (Redis's `lookupKey`; see [`Txn::peek`] for the reads
     /// that must not count).
+    #[inline]
     pub fn get(&mut self, key: &[u8]) -> Option<View<'_>> {
         let clock = self.clock;
         self.lookup(key).map(|e| {
@@ -1293,6 +1297,7 @@ impl<'a> Txn<'a> {
     }
 
     /// The live entry for `key` (lazy expiry, counted in the stats).
+    #[inline]
     fn lookup(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let (now, db) = (self.now, self.db);
         let (hash, shard, engine) = self.shard(key);

@@ -37,6 +37,14 @@ fn hash_of(state: &RandomState, key: &[u8]) -> u64 {
     state.hash_one(key)
 }
 
+/// Queues a tagged entry that left the table for its registry (the rare
+/// path of [`Shard::depart`], kept out of line).
+#[cold]
+#[inline(never)]
+fn queue_departed(departed: &mut Vec<(u64, Entry)>, hash: u64, old: Entry) {
+    departed.push((hash, old));
+}
+
 /// [`Shard::forget`] on the two fields it changes.
 fn forget_in(bytes: &mut usize, expires: &mut BTreeSet<(u64, u64, u64)>, hash: u64, old: &Entry) {
     *bytes -= old.alloc_size();
@@ -226,7 +234,7 @@ impl Shard {
         // the fields apart from the table, which the early return keeps lent
         forget_in(&mut self.bytes, &mut self.expires, hash, &old);
         if old.has_extras() {
-            self.departed.push((hash, old));
+            queue_departed(&mut self.departed, hash, old);
         }
         (None, true)
     }
@@ -277,7 +285,7 @@ impl Shard {
     #[inline]
     pub(crate) fn depart(&mut self, hash: u64, old: Entry) {
         if old.has_extras() {
-            self.departed.push((hash, old));
+            queue_departed(&mut self.departed, hash, old);
         }
     }
 

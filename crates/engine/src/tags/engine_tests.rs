@@ -199,7 +199,7 @@ fn prefix_invalidation_is_a_point_in_time_and_forgotten_after_a_pass() {
         set(&e, format!("user:1:{i}").as_bytes(), b"v", &[]);
         set(&e, format!("user:2:{i}").as_bytes(), b"v", &[]);
     }
-    assert_eq!(e.invalidate_prefixes(0, &[b"user:1:"]), 1);
+    assert_eq!(e.invalidate_prefixes(0, &[b"user:1:"]), Ok(1));
     assert!(!live(&e, b"user:1:7"));
     assert!(live(&e, b"user:2:7"));
     set(&e, b"user:1:new", b"v", &[]);
@@ -233,7 +233,7 @@ fn prefix_invalidation_is_a_point_in_time_and_forgotten_after_a_pass() {
     }
     registry_exact(&e);
     // the empty prefix is every key
-    e.invalidate_prefixes(0, &[b""]);
+    e.invalidate_prefixes(0, &[b""]).unwrap();
     assert_eq!(e.random_key(0, 1), None);
 }
 
@@ -284,6 +284,12 @@ fn limits_are_checked_at_their_edges_and_change_nothing_when_broken() {
         TagError::TooManyTags { max: 3 }.to_string(),
         "a key may carry at most 3 tags (max-tags-per-key)"
     );
+    assert_eq!(e.invalidate_prefixes(0, &[b"abcd"]), Ok(1));
+    assert_eq!(
+        e.invalidate_prefixes(0, &[b"ab", b"abcde"]),
+        Err(TagError::PrefixTooLong { max: 4 })
+    );
+    assert_eq!(e.db_tag_summary(0).prefixes_pending, 1, "nothing done");
     e.set_tag_limits(TagLimits {
         max_tags_per_key: 0,
         max_tag_len: 0,
@@ -296,7 +302,7 @@ fn a_chosen_cas_below_an_invalidation_still_writes_a_live_key() {
     let e = engine();
     set(&e, b"k", b"v", &[b"t"]);
     e.invalidate_tags(0, &[b"t"]);
-    e.invalidate_prefixes(0, &[b"k"]);
+    e.invalidate_prefixes(0, &[b"k"]).unwrap();
     let mut t = e.txn(0, &[b"k"], 1);
     t.use_cas(1).unwrap();
     t.set_tagged(b"k", &[b"w"], 0, None, &[b"t"]).unwrap();
@@ -388,7 +394,7 @@ fn replay_rebuilds_the_tags_and_the_invalidations() {
     set(&live_e, b"p:1", b"3", &[]);
     live_e.txn(0, &[b"b"], 1).tag_add(b"b", &[b"t"]).unwrap();
     live_e.invalidate_tags(0, &[b"t"]);
-    live_e.invalidate_prefixes(0, &[b"p:"]);
+    live_e.invalidate_prefixes(0, &[b"p:"]).unwrap();
     set(&live_e, b"c", b"4", &[b"t"]);
     let log = r.0.lock().clone();
     assert_eq!(
@@ -687,7 +693,7 @@ proptest! {
                 }
                 TOp::InvPrefix(p) => {
                     let p = PREFIXES[p].as_bytes();
-                    e.invalidate_prefixes(0, &[p]);
+                    e.invalidate_prefixes(0, &[p]).unwrap();
                     model.retain(|k, _| !k.starts_with(p));
                 }
                 TOp::Tick(d) => now += d,

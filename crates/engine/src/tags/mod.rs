@@ -41,6 +41,10 @@ use std::fmt;
 use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
+/// The hasher of tag names: another type than the keyspace's, so the key
+/// hash keeps its one monomorphic copy (which the compiler then inlines
+/// into the hot path; a second caller made it out of line: callgrind).
+type NameHasher = foldhash::quality::RandomState;
 use hashbrown::{HashMap, HashTable};
 
 use crate::entry::Entry;
@@ -56,6 +60,9 @@ pub const DEFAULT_MAX_TAG_LEN: usize = 1024;
 /// Hard ceiling of [`TagLimits::max_tags_per_key`] (the entry stores the
 /// count in 16 bits).
 pub const MAX_TAGS_PER_KEY_CEILING: usize = u16::MAX as usize;
+/// Ceiling the server puts on [`TagLimits::max_tag_len`] (1 MiB): a tag, or
+/// a prefix in the invalidation trie, is bookkeeping, not a value.
+pub const MAX_TAG_LEN_CEILING: usize = 1 << 20;
 
 /// The configurable limits on tags, checked on every tagged write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +95,11 @@ pub enum TagError {
         /// The limit in force.
         max: usize,
     },
+    /// A prefix to invalidate is longer than allowed (the tag length limit).
+    PrefixTooLong {
+        /// The limit in force.
+        max: usize,
+    },
 }
 
 impl fmt::Display for TagError {
@@ -98,6 +110,9 @@ impl fmt::Display for TagError {
             }
             TagError::TagTooLong { max } => {
                 write!(f, "a tag may be at most {max} bytes long (max-tag-len)")
+            }
+            TagError::PrefixTooLong { max } => {
+                write!(f, "a prefix may be at most {max} bytes long (max-tag-len)")
             }
         }
     }
@@ -453,7 +468,7 @@ pub(crate) struct Pass {
 /// holding the shard locks the operation needs, never the other way round.
 #[derive(Default)]
 pub(crate) struct Registry {
-    hasher: RandomState,
+    hasher: NameHasher,
     /// Tag ids, found by the hash of their name.
     ids: HashTable<u32>,
     tags: Vec<Option<Tag>>,

@@ -32,6 +32,12 @@ impl Engine {
         }
     }
 
+    /// Checks `tags` against the limits without writing anything (a door
+    /// that must refuse before it replies anything else).
+    pub fn check_tags(&self, tags: &[&[u8]]) -> Result<(), TagError> {
+        self.checked_tags(tags).map(|_| ())
+    }
+
     /// `tags` checked against the limits, sorted, repeats removed.
     fn checked_tags<'t>(&self, tags: &[&'t [u8]]) -> Result<Vec<&'t [u8]>, TagError> {
         let limits = self.tag_limits();
@@ -284,10 +290,16 @@ impl Engine {
     /// the key's bytes in a trie, and a background pass of the expiry cycle
     /// over the database reclaims the dead keys and then forgets the
     /// prefixes. Atomic like [`Engine::invalidate_tags`]; recorded as one
-    /// [`Mutation::InvalidatePrefixes`]. Returns the number of prefixes.
-    pub fn invalidate_prefixes(&self, db: usize, prefixes: &[&[u8]]) -> usize {
+    /// [`Mutation::InvalidatePrefixes`]. Returns the number of prefixes;
+    /// refused, with nothing done, when one is longer than
+    /// [`TagLimits::max_tag_len`] (the trie costs memory per byte).
+    pub fn invalidate_prefixes(&self, db: usize, prefixes: &[&[u8]]) -> Result<usize, TagError> {
+        let max = self.tag_limits().max_tag_len;
+        if prefixes.iter().any(|p| p.len() > max) {
+            return Err(TagError::PrefixTooLong { max });
+        }
         if prefixes.is_empty() {
-            return 0;
+            return Ok(0);
         }
         let mut buf = Vec::new();
         encode_tag_list(prefixes.iter().copied(), &mut buf);
@@ -305,7 +317,7 @@ impl Engine {
                 prefixes: list,
             });
         }
-        prefixes.len()
+        Ok(prefixes.len())
     }
 
     /// [`Engine::invalidate_prefixes`] once every shard lock of `db` is in
