@@ -1233,7 +1233,7 @@ fn tagged_writes_and_invalidations_survive_reopen_and_compaction() {
         .unwrap();
     let log_before = p.log_bytes();
     assert_eq!(e.invalidate_tags(0, &[b"cart:13"]), 1501);
-    e.invalidate_prefixes(0, &[b"user:1:"]);
+    e.invalidate_prefixes(0, &[b"user:1:"]).unwrap();
     assert!(
         p.log_bytes() - log_before < 100,
         "two records, not one per key"

@@ -44,6 +44,8 @@ pub struct Runtime {
     /// `client-output-buffer-limit` for subscribers (kept in the pub/sub
     /// registry by [`Shared::set_runtime`]).
     pub pubsub_output_limit: OutputLimit,
+    /// The tag limits (kept in the engine by [`Shared::set_runtime`]).
+    pub tag_limits: magpie_engine::TagLimits,
 }
 
 /// Server-wide counters reported by INFO (and later stats and /metrics).
@@ -139,10 +141,15 @@ impl Shared {
                 samples: config.maxmemory_samples,
             },
             pubsub_output_limit: config.client_output_buffer_limit_pubsub,
+            tag_limits: magpie_engine::TagLimits {
+                max_tags_per_key: config.max_tags_per_key,
+                max_tag_len: config.max_tag_len,
+            },
         };
         let pubsub = Arc::new(PubSub::new(runtime.pubsub_output_limit));
         let engine = Arc::new(Engine::new(ec));
         engine.set_memory_limit(runtime.memory_limit);
+        engine.set_tag_limits(runtime.tag_limits);
         let slowlog = SlowLog::new(
             runtime.slowlog_log_slower_than,
             runtime.slowlog_max_len,
@@ -185,6 +192,7 @@ impl Shared {
         );
         self.engine.set_memory_limit(rt.memory_limit);
         self.pubsub.set_limit(rt.pubsub_output_limit);
+        self.engine.set_tag_limits(rt.tag_limits);
         *self.runtime.write() = rt;
     }
 

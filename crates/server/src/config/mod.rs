@@ -98,6 +98,15 @@ pub struct ServeConfig {
     #[arg(long, default_value_t = magpie_engine::DEFAULT_SAMPLES, env = "MAGPIE_MAXMEMORY_SAMPLES")]
     pub maxmemory_samples: usize,
 
+    /// Most tags one key may carry (1 to 65535; see docs/tags.md).
+    #[arg(long, default_value_t = magpie_engine::tags::DEFAULT_MAX_TAGS_PER_KEY, env = "MAGPIE_MAX_TAGS_PER_KEY")]
+    pub max_tags_per_key: usize,
+
+    /// Longest tag in bytes, and longest prefix INVALIDATE PREFIX takes
+    /// (1 to 1048576).
+    #[arg(long, default_value_t = magpie_engine::tags::DEFAULT_MAX_TAG_LEN, env = "MAGPIE_MAX_TAG_LEN")]
+    pub max_tag_len: usize,
+
     /// Worker threads (default: one per core).
     #[arg(long, env = "MAGPIE_THREADS")]
     pub threads: Option<usize>,
@@ -367,6 +376,18 @@ impl ServeConfig {
             return Err(format!(
                 "--maxmemory-samples must be between 1 and {}",
                 magpie_engine::MAX_SAMPLES
+            ));
+        }
+        if !(1..=magpie_engine::tags::MAX_TAGS_PER_KEY_CEILING).contains(&self.max_tags_per_key) {
+            return Err(format!(
+                "--max-tags-per-key must be between 1 and {}",
+                magpie_engine::tags::MAX_TAGS_PER_KEY_CEILING
+            ));
+        }
+        if !(1..=magpie_engine::tags::MAX_TAG_LEN_CEILING).contains(&self.max_tag_len) {
+            return Err(format!(
+                "--max-tag-len must be between 1 and {}",
+                magpie_engine::tags::MAX_TAG_LEN_CEILING
             ));
         }
         if self.maxclients == 0 {

@@ -10,6 +10,7 @@
 //! both. A test keeps the two in step: every served command has a row, and
 //! rendering its tree in redis.io's synopsis style gives its `syntax`.
 
+mod magpie;
 mod table;
 
 use magpie_protocol::resp::ReplyWriter;
@@ -178,6 +179,10 @@ impl Arg {
 /// The argument tree of a command or `parent|sub` subcommand (lowercase
 /// name), or None for a command the table lacks.
 pub fn arguments(name: &str) -> Option<&'static [Arg]> {
+    let own = magpie::ARGUMENTS.binary_search_by(|(n, _)| n.cmp(&name));
+    if let Ok(i) = own {
+        return Some(magpie::ARGUMENTS[i].1);
+    }
     table::ARGUMENTS
         .binary_search_by(|(n, _)| n.cmp(&name))
         .ok()
@@ -299,6 +304,7 @@ mod tests {
     #[test]
     fn table_is_sorted_and_covers_every_served_command() {
         assert!(table::ARGUMENTS.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(magpie::ARGUMENTS.windows(2).all(|w| w[0].0 < w[1].0));
         let names = all_names();
         for name in &names {
             assert!(
@@ -306,7 +312,7 @@ mod tests {
                 "{name} has no row in command_docs/table.rs: rerun scripts/gen-command-args.py"
             );
         }
-        for (name, _) in table::ARGUMENTS {
+        for (name, _) in table::ARGUMENTS.iter().chain(magpie::ARGUMENTS) {
             assert!(
                 names.contains(name),
                 "{name} is in the table but not served"
@@ -338,7 +344,11 @@ mod tests {
         let set = arguments("set").unwrap();
         assert_eq!(
             synopsis(set),
-            "key value [NX | XX] [GET] [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | KEEPTTL]"
+            "key value [NX | XX] [GET] [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | KEEPTTL] [TAGS tag [tag ...]]"
+        );
+        assert_eq!(
+            synopsis(arguments("tag|scan").unwrap()),
+            "tag cursor [COUNT count] [WITHVALUES]"
         );
         assert_eq!(synopsis(arguments("del").unwrap()), "key [key ...]");
         assert_eq!(

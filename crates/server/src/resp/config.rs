@@ -124,6 +124,24 @@ const PARAMS: &[Param] = &[
         }),
     },
     Param {
+        name: "max-tags-per-key",
+        get: |s| s.runtime.read().tag_limits.max_tags_per_key.to_string(),
+        set: Setter::Runtime(|rt, v| {
+            let max = magpie_engine::tags::MAX_TAGS_PER_KEY_CEILING as i64;
+            rt.tag_limits.max_tags_per_key = parse_int_in(v, 1, max)? as usize;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "max-tag-len",
+        get: |s| s.runtime.read().tag_limits.max_tag_len.to_string(),
+        set: Setter::Runtime(|rt, v| {
+            let max = magpie_engine::tags::MAX_TAG_LEN_CEILING as i64;
+            rt.tag_limits.max_tag_len = parse_int_in(v, 1, max)? as usize;
+            Ok(())
+        }),
+    },
+    Param {
         name: "requirepass",
         get: |s| s.runtime.read().requirepass.clone().unwrap_or_default(),
         set: Setter::Runtime(|rt, v| {

@@ -37,6 +37,7 @@ const SECTIONS: &[&str] = &[
     "replication",
     "commandstats",
     "latencystats",
+    "tags",
     "keyspace",
 ];
 
@@ -89,6 +90,7 @@ fn info_text(shared: &Shared, wanted: &[bool]) -> String {
             "replication" => replication_section(&mut s),
             "commandstats" => commandstats_section(shared, &mut s),
             "latencystats" => latencystats_section(shared, &mut s),
+            "tags" => tags_section(shared, &mut s),
             _ => keyspace_section(shared, &mut s),
         }
     }
@@ -235,6 +237,7 @@ fn memory_section(shared: &Shared, s: &mut String) {
     field!(s, "used_memory_rss_human", human_bytes(rss));
     field!(s, "magpie_keyspace_entry_bytes", keyspace.entries);
     field!(s, "magpie_keyspace_table_bytes", keyspace.tables);
+    field!(s, "magpie_keyspace_tag_bytes", keyspace.tags);
     field!(s, "total_system_memory", total);
     field!(s, "total_system_memory_human", human_bytes(total));
     let limit = shared.engine.memory_limit();
@@ -254,6 +257,26 @@ fn memory_section(shared: &Shared, s: &mut String) {
     let version = tikv_jemalloc_ctl::version::read().unwrap_or("unknown");
     let version = version.split('-').next().unwrap_or(version);
     field!(s, "mem_allocator", format!("jemalloc-{version}"));
+}
+
+/// magpie's own section: tags and invalidations (docs/tags.md).
+fn tags_section(shared: &Shared, s: &mut String) {
+    let e = &shared.engine;
+    let st = e.stats();
+    let sum = e.tag_summary();
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    s.push_str("# Tags\r\n");
+    field!(s, "tags", sum.tags);
+    field!(s, "tag_invalidations", get(&st.tag_invalidations));
+    field!(s, "prefix_invalidations", get(&st.prefix_invalidations));
+    field!(s, "keys_invalidated", get(&st.keys_invalidated));
+    field!(s, "dead_entries_pending", sum.dead_pending);
+    field!(s, "dead_entries_reclaimed", get(&st.dead_reclaimed));
+    field!(s, "prefix_invalidations_pending", sum.prefixes_pending);
+    field!(s, "tag_memory_bytes", sum.bytes);
+    let limits = e.tag_limits();
+    field!(s, "max_tags_per_key", limits.max_tags_per_key);
+    field!(s, "max_tag_len", limits.max_tag_len);
 }
 
 fn persistence_section(shared: &Shared, s: &mut String) {

@@ -30,6 +30,7 @@ pub mod redis_docs;
 pub mod server;
 pub mod slowlog;
 pub mod strings;
+pub mod tags;
 
 /// Every command magpie serves over RESP, family by family.
 const FAMILIES: &[&[CommandSpec]] = &[
@@ -44,6 +45,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     config::COMMANDS,
     server::COMMANDS,
     slowlog::COMMANDS,
+    tags::COMMANDS,
 ];
 
 /// The subcommand table of a container command (empty for the others).
@@ -55,6 +57,8 @@ fn subcommands(name: &str) -> &'static [CommandSpec] {
         "slowlog" => slowlog::SLOWLOG_SUBCOMMANDS,
         "object" => object::OBJECT_SUBCOMMANDS,
         "pubsub" => pubsub::PUBSUB_SUBCOMMANDS,
+        "tag" => tags::TAG_SUBCOMMANDS,
+        "invalidate" => tags::INVALIDATE_SUBCOMMANDS,
         _ => &[],
     }
 }

@@ -41,7 +41,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         step: 1,
         group: "string",
         summary: "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
-        syntax: "key value [NX | XX] [GET] [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | KEEPTTL]",
+        syntax: "key value [NX | XX] [GET] [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | KEEPTTL] [TAGS tag [tag ...]]",
         handler: set,
     },
     CommandSpec {
@@ -285,12 +285,16 @@ const PX: u16 = 1 << 6;
 const EXAT: u16 = 1 << 7;
 const PXAT: u16 = 1 << 8;
 const ANY_EXPIRE: u16 = EX | PX | EXAT | PXAT;
+/// SET's magpie-only last option: `TAGS tag [tag ...]` takes the rest.
+const TAGS: u16 = 1 << 9;
 
 /// What SET and GETEX were asked to do.
 struct Options<'a> {
     flags: u16,
     /// The argument after EX/PX/EXAT/PXAT.
     expire: Option<&'a [u8]>,
+    /// Index of the first tag after SET's TAGS (which takes the rest).
+    tags_from: usize,
 }
 
 /// True when `arg`, read as a C string (up to its first NUL, as Redis
@@ -307,10 +311,20 @@ fn parse_options<'a>(args: &Args<'a>, from: usize, for_set: bool) -> Option<Opti
     let mut o = Options {
         flags: 0,
         expire: None,
+        tags_from: args.len(),
     };
     let mut j = from;
     while j < args.len() {
         let opt = args.get(j);
+        if for_set && opt_is(opt, "tags") {
+            // the last option: every argument after it is a tag, at least one
+            if j + 1 == args.len() {
+                return None;
+            }
+            o.flags |= TAGS;
+            o.tags_from = j + 1;
+            break;
+        }
         let next = (j + 1 < args.len()).then(|| args.get(j + 1));
         let f = o.flags;
         // an expiry option excludes KEEPTTL, PERSIST and the other three
@@ -424,14 +438,22 @@ fn set(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     };
     let (key, value, flags) = (args.get(1), args.get(2), opts.flags);
     let shared = ctx.shared;
-    let mut txn = shared.engine.txn(ctx.session.db, &[key], ctx.now);
-    if flags & (NX | XX | GET | KEEPTTL) == 0 {
+    if flags & (NX | XX | GET | KEEPTTL | TAGS) == 0 {
         // plain SET (the hot path): no need to look at the old value
+        let mut txn = shared.engine.txn(ctx.session.db, &[key], ctx.now);
         txn.set(key, &[value], 0, expire);
         drop(txn);
         ctx.out.ok();
         return;
     }
+    let tags: Vec<&[u8]> = (opts.tags_from..args.len()).map(|i| args.get(i)).collect();
+    // refused before anything is read or written, so GET's reply is never
+    // followed by an error
+    if let Err(e) = shared.engine.check_tags(&tags) {
+        super::tags::tag_error(ctx, e);
+        return;
+    }
+    let mut txn = shared.engine.txn(ctx.session.db, &[key], ctx.now);
     let old = txn.get(key);
     let found = old.is_some();
     let old_expire = old.and_then(|v| v.meta.expire_at);
@@ -453,7 +475,9 @@ fn set(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     } else {
         expire
     };
-    txn.set(key, &[value], 0, expire);
+    // the limits were checked above (a CONFIG SET in between could only
+    // make this write untagged-refused; it then stores nothing)
+    let _ = txn.set_tagged(key, &[value], 0, expire, &tags);
     if flags & GET == 0 {
         ctx.out.ok();
     }
