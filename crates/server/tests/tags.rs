@@ -55,9 +55,17 @@ fn a_cart_of_1500_keys_goes_in_one_call_and_the_next_cart_stays() {
         }
     }
     let () = pipe.query(&mut c).unwrap();
-    let card: i64 = redis::cmd("TAG").arg("CARD").arg("cart:13").query(&mut c).unwrap();
+    let card: i64 = redis::cmd("TAG")
+        .arg("CARD")
+        .arg("cart:13")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(card, 1500);
-    let n: i64 = redis::cmd("INVALIDATE").arg("TAG").arg("cart:13").query(&mut c).unwrap();
+    let n: i64 = redis::cmd("INVALIDATE")
+        .arg("TAG")
+        .arg("cart:13")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(n, 1500);
     // gone on every read path at once
     let k13 = "get_items_in_cart::13:10:0";
@@ -72,9 +80,15 @@ fn a_cart_of_1500_keys_goes_in_one_call_and_the_next_cart_stays() {
     assert_eq!(ttl, -2);
     let t: String = redis::cmd("TYPE").arg(k13).query(&mut c).unwrap();
     assert_eq!(t, "none");
-    let keys: Vec<String> = redis::cmd("KEYS").arg("get_items_in_cart::13:*").query(&mut c).unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("get_items_in_cart::13:*")
+        .query(&mut c)
+        .unwrap();
     assert!(keys.is_empty());
-    let keys: Vec<String> = redis::cmd("KEYS").arg("get_items_in_cart::14:*").query(&mut c).unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("get_items_in_cart::14:*")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(keys.len(), 1500);
     for _ in 0..50 {
         let k: String = redis::cmd("RANDOMKEY").query(&mut c).unwrap();
@@ -128,7 +142,11 @@ fn the_category_index_story_needs_no_client_side_cleanup() {
         members(&mut c, "Item:CategoryID=6"),
         BTreeSet::from(["Item:7".to_string()])
     );
-    let card: i64 = redis::cmd("TAG").arg("CARD").arg("Item:CategoryID=5").query(&mut c).unwrap();
+    let card: i64 = redis::cmd("TAG")
+        .arg("CARD")
+        .arg("Item:CategoryID=5")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(card, 19);
     // WITHVALUES gives the index node's rows in one reply
     let (next, flat): (String, Vec<String>) = redis::cmd("TAG")
@@ -171,18 +189,30 @@ fn tag_commands_reply_as_documented() {
     assert_eq!(r.cmd(&["EXPIRE", "k", "100"]), b":1\r\n");
     assert_eq!(r.cmd(&["TAG", "CARD", "c"]), b":1\r\n");
     assert_eq!(r.cmd(&["RENAME", "k", "k2"]), b"+OK\r\n");
-    assert_eq!(r.cmd(&["TAG", "GET", "k2"]), b"*2\r\n$1\r\na\r\n$1\r\nc\r\n");
+    assert_eq!(
+        r.cmd(&["TAG", "GET", "k2"]),
+        b"*2\r\n$1\r\na\r\n$1\r\nc\r\n"
+    );
     assert_eq!(r.cmd(&["COPY", "k2", "k3"]), b":1\r\n");
     assert_eq!(r.cmd(&["TAG", "CARD", "a"]), b":2\r\n");
     assert_eq!(r.cmd(&["SET", "k2", "plain"]), b"+OK\r\n");
     assert_eq!(r.cmd(&["TAG", "GET", "k2"]), b"*0\r\n");
     // SET's other options work beside TAGS, which comes last
-    assert_eq!(r.cmd(&["SET", "n", "1", "NX", "EX", "50", "TAGS", "t"]), b"+OK\r\n");
+    assert_eq!(
+        r.cmd(&["SET", "n", "1", "NX", "EX", "50", "TAGS", "t"]),
+        b"+OK\r\n"
+    );
     assert_eq!(r.cmd(&["SET", "n", "2", "NX", "TAGS", "t"]), b"$-1\r\n");
-    assert_eq!(r.cmd(&["SET", "n", "3", "GET", "TAGS", "u"]), b"$1\r\n1\r\n");
+    assert_eq!(
+        r.cmd(&["SET", "n", "3", "GET", "TAGS", "u"]),
+        b"$1\r\n1\r\n"
+    );
     assert_eq!(r.cmd(&["TAG", "GET", "n"]), b"*1\r\n$1\r\nu\r\n");
     assert_eq!(r.cmd(&["SET", "n", "3", "TAGS"]), b"-ERR syntax error\r\n");
-    assert_eq!(r.cmd(&["SET", "n", "3", "TAGS", "x", "EX", "5"]), b"+OK\r\n");
+    assert_eq!(
+        r.cmd(&["SET", "n", "3", "TAGS", "x", "EX", "5"]),
+        b"+OK\r\n"
+    );
     assert_eq!(
         r.cmd(&["TAG", "GET", "n"]),
         b"*3\r\n$1\r\n5\r\n$2\r\nEX\r\n$1\r\nx\r\n",
@@ -192,9 +222,15 @@ fn tag_commands_reply_as_documented() {
     assert_eq!(r.cmd(&["INVALIDATE", "TAG", "a", "x"]), b":2\r\n");
     assert_eq!(r.cmd(&["EXISTS", "k3", "n"]), b":0\r\n");
     assert_eq!(r.cmd(&["INVALIDATE", "TAG", "nosuch"]), b":0\r\n");
-    assert_eq!(r.cmd(&["MSET", "user:1:a", "1", "user:1:b", "2", "user:2:a", "3"]), b"+OK\r\n");
+    assert_eq!(
+        r.cmd(&["MSET", "user:1:a", "1", "user:1:b", "2", "user:2:a", "3"]),
+        b"+OK\r\n"
+    );
     assert_eq!(r.cmd(&["INVALIDATE", "PREFIX", "user:1:"]), b":1\r\n");
-    assert_eq!(r.cmd(&["MGET", "user:1:a", "user:2:a"]), b"*2\r\n$-1\r\n$1\r\n3\r\n");
+    assert_eq!(
+        r.cmd(&["MGET", "user:1:a", "user:2:a"]),
+        b"*2\r\n$-1\r\n$1\r\n3\r\n"
+    );
     assert_eq!(r.cmd(&["SET", "user:1:a", "new"]), b"+OK\r\n");
     assert_eq!(r.cmd(&["GET", "user:1:a"]), b"$3\r\nnew\r\n");
     // errors in Redis's style
@@ -206,13 +242,22 @@ fn tag_commands_reply_as_documented() {
         r.cmd(&["TAG", "NOPE"]),
         b"-ERR unknown subcommand 'NOPE'. Try TAG HELP.\r\n"
     );
-    assert_eq!(r.cmd(&["TAG", "SCAN", "a", "x"]), b"-ERR invalid cursor\r\n");
-    assert_eq!(r.cmd(&["TAG", "SCAN", "a", "0", "COUNT", "0"]), b"-ERR syntax error\r\n");
+    assert_eq!(
+        r.cmd(&["TAG", "SCAN", "a", "x"]),
+        b"-ERR invalid cursor\r\n"
+    );
+    assert_eq!(
+        r.cmd(&["TAG", "SCAN", "a", "0", "COUNT", "0"]),
+        b"-ERR syntax error\r\n"
+    );
     assert_eq!(
         r.cmd(&["TAG", "SCAN", "a", "0", "COUNT", "z"]),
         b"-ERR value is not an integer or out of range\r\n"
     );
-    assert_eq!(r.cmd(&["TAG", "SCAN", "a", "0", "BOGUS"]), b"-ERR syntax error\r\n");
+    assert_eq!(
+        r.cmd(&["TAG", "SCAN", "a", "0", "BOGUS"]),
+        b"-ERR syntax error\r\n"
+    );
     assert_eq!(
         r.cmd(&["INVALIDATE", "KEY", "a"]),
         b"-ERR unknown subcommand 'KEY'. Try INVALIDATE HELP.\r\n"
@@ -224,7 +269,10 @@ fn tag_commands_reply_as_documented() {
 fn tag_limits_are_enforced_at_their_edges_and_configurable() {
     let s = magpie(&["--max-tags-per-key", "3", "--max-tag-len", "5"]);
     let mut r = s.client();
-    assert_eq!(r.cmd(&["SET", "k", "v", "TAGS", "a", "b", "ccccc"]), b"+OK\r\n");
+    assert_eq!(
+        r.cmd(&["SET", "k", "v", "TAGS", "a", "b", "ccccc"]),
+        b"+OK\r\n"
+    );
     assert_eq!(
         r.cmd(&["SET", "k", "w", "TAGS", "a", "b", "c", "d"]),
         b"-ERR a key may carry at most 3 tags (max-tags-per-key)\r\n"
@@ -247,15 +295,20 @@ fn tag_limits_are_enforced_at_their_edges_and_configurable() {
         r.cmd(&["CONFIG", "GET", "max-tag*"]),
         b"*4\r\n$16\r\nmax-tags-per-key\r\n$1\r\n3\r\n$11\r\nmax-tag-len\r\n$1\r\n5\r\n"
     );
-    assert_eq!(r.cmd(&["CONFIG", "SET", "max-tags-per-key", "4"]), b"+OK\r\n");
+    assert_eq!(
+        r.cmd(&["CONFIG", "SET", "max-tags-per-key", "4"]),
+        b"+OK\r\n"
+    );
     assert_eq!(r.cmd(&["TAG", "ADD", "k", "z"]), b":1\r\n");
     assert!(r
         .cmd_str(&["CONFIG", "SET", "max-tag-len", "0"])
         .starts_with("-ERR CONFIG SET failed"));
     let out = failed_serve(&["--max-tags-per-key", "0"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--max-tags-per-key must be between 1 and 65535"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("--max-tags-per-key must be between 1 and 65535"));
     let out = failed_serve(&["--max-tag-len", "2000000"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--max-tag-len must be between 1 and 1048576"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("--max-tag-len must be between 1 and 1048576"));
 }
 
 #[test]
@@ -263,7 +316,10 @@ fn command_docs_and_info_know_the_tag_commands() {
     let s = magpie(&[]);
     let mut r = s.client();
     let docs = r.cmd_str(&["COMMAND", "DOCS", "tag"]);
-    assert!(docs.contains("tag|scan") && docs.contains("WITHVALUES"), "{docs}");
+    assert!(
+        docs.contains("tag|scan") && docs.contains("WITHVALUES"),
+        "{docs}"
+    );
     let docs = r.cmd_str(&["COMMAND", "DOCS", "set"]);
     assert!(docs.contains("TAGS"), "{docs}");
     let docs = r.cmd_str(&["COMMAND", "DOCS", "invalidate"]);
@@ -304,7 +360,10 @@ fn tags_and_invalidations_survive_a_restart() {
     }
     let s = magpie(&["--dir", d]);
     let mut r = s.client();
-    assert_eq!(r.cmd(&["MGET", "a", "b", "c:1", "d"]), b"*4\r\n$-1\r\n$1\r\n2\r\n$-1\r\n$1\r\n4\r\n");
+    assert_eq!(
+        r.cmd(&["MGET", "a", "b", "c:1", "d"]),
+        b"*4\r\n$-1\r\n$1\r\n2\r\n$-1\r\n$1\r\n4\r\n"
+    );
     assert_eq!(r.cmd(&["DBSIZE"]), b":2\r\n");
     assert_eq!(r.cmd(&["TAG", "CARD", "u"]), b":1\r\n");
     assert_eq!(r.cmd(&["TAG", "GET", "d"]), b"*1\r\n$1\r\nt\r\n");
