@@ -146,6 +146,16 @@ pub fn stats(ctx: &mut McCtx<'_>, args: Words<'_>) {
                 "evictions",
                 shared.engine.stats().evicted_keys.load(Ordering::Relaxed),
             );
+            // magpie's tags (docs/tags.md), server-wide
+            let e = shared.engine.stats();
+            let tags = shared.engine.tag_summary();
+            stat(out, "tags", tags.tags);
+            stat(out, "tag_invalidations", load(&e.tag_invalidations));
+            stat(out, "prefix_invalidations", load(&e.prefix_invalidations));
+            stat(out, "keys_invalidated", load(&e.keys_invalidated));
+            stat(out, "dead_entries_pending", tags.dead_pending);
+            stat(out, "dead_entries_reclaimed", load(&e.dead_reclaimed));
+            stat(out, "prefix_invalidations_pending", tags.prefixes_pending);
         }
         Some(b"settings") => {
             let cfg = &shared.config;

@@ -537,6 +537,10 @@ fn config_resetstat(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) {
         &c.net_output_bytes,
         &ctx.shared.engine.stats().expired_keys,
         &ctx.shared.engine.stats().evicted_keys,
+        &ctx.shared.engine.stats().tag_invalidations,
+        &ctx.shared.engine.stats().prefix_invalidations,
+        &ctx.shared.engine.stats().keys_invalidated,
+        &ctx.shared.engine.stats().dead_reclaimed,
     ] {
         counter.store(0, Ordering::Relaxed);
     }

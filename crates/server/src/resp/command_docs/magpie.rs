@@ -36,7 +36,10 @@ pub const ARGUMENTS: &[(&str, &[Arg])] = &[
             a("unix-time-milliseconds", UnixTime).token("PXAT").since("6.2.0"),
             a("keepttl", Token).token("KEEPTTL").since("6.0.0"),
         ]),
-        a("tag", Str).token("TAGS").optional().multiple(),
+        a("tags", Block).optional().args(&[
+            a("tags", Token).token("TAGS"),
+            a("tag", Str).multiple(),
+        ]),
     ]),
     ("tag", &[]),
     ("tag|add", &[
