@@ -195,6 +195,18 @@ fn tag_commands_reply_as_documented() {
     );
     assert_eq!(r.cmd(&["COPY", "k2", "k3"]), b":1\r\n");
     assert_eq!(r.cmd(&["TAG", "CARD", "a"]), b":2\r\n");
+    assert_eq!(r.cmd(&["COPY", "k2", "k2", "DB", "1"]), b":1\r\n");
+    assert_eq!(r.cmd(&["SELECT", "1"]), b"+OK\r\n");
+    assert_eq!(
+        r.cmd(&["TAG", "GET", "k2"]),
+        b"*2\r\n$1\r\na\r\n$1\r\nc\r\n"
+    );
+    assert_eq!(
+        r.cmd(&["TAG", "CARD", "a"]),
+        b":1\r\n",
+        "tags belong to their database"
+    );
+    assert_eq!(r.cmd(&["SELECT", "0"]), b"+OK\r\n");
     assert_eq!(r.cmd(&["SET", "k2", "plain"]), b"+OK\r\n");
     assert_eq!(r.cmd(&["TAG", "GET", "k2"]), b"*0\r\n");
     // SET's other options work beside TAGS, which comes last
@@ -367,4 +379,134 @@ fn tags_and_invalidations_survive_a_restart() {
     assert_eq!(r.cmd(&["DBSIZE"]), b":2\r\n");
     assert_eq!(r.cmd(&["TAG", "CARD", "u"]), b":1\r\n");
     assert_eq!(r.cmd(&["TAG", "GET", "d"]), b"*1\r\n$1\r\nt\r\n");
+}
+
+#[test]
+fn the_memcached_extension_stores_with_tags_invalidates_and_lists() {
+    let (s, port) = magpie_mc(&["--max-tags-per-key", "3"]);
+    let mut mc = McRaw::connect(port);
+    for i in 0..200 {
+        let req = format!("set get_items_in_cart::13:10:{i} 0 0 1 tags=cart:13,all\r\nv\r\n");
+        assert_eq!(mc.request(req.as_bytes()), b"STORED\r\n");
+        let req = format!("ms get_items_in_cart::14:10:{i} 1 T3600 Gcart:14 Gall\r\nw\r\n");
+        assert_eq!(mc.request(req.as_bytes()), b"HD\r\n");
+    }
+    // the same keyspace and tags on the RESP door
+    let mut r = s.client();
+    assert_eq!(r.cmd(&["TAG", "CARD", "all"]), b":400\r\n");
+    assert_eq!(
+        r.cmd(&["TAG", "GET", "get_items_in_cart::13:10:0"]),
+        b"*2\r\n$3\r\nall\r\n$7\r\ncart:13\r\n"
+    );
+    // listing, walking the cursor
+    let mut seen = BTreeSet::new();
+    let mut cursor = "0".to_string();
+    loop {
+        let got =
+            String::from_utf8(mc.request(format!("tag_keys cart:14 {cursor} 50\r\n").as_bytes()))
+                .unwrap();
+        let mut lines: Vec<&str> = got.trim_end().split("\r\n").collect();
+        let end = lines.pop().unwrap();
+        cursor = end.strip_prefix("END ").expect(end).to_string();
+        for l in lines {
+            seen.insert(l.strip_prefix("KEY ").expect(l).to_string());
+        }
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 200);
+    assert!(seen.contains("get_items_in_cart::14:10:7"));
+    // one call invalidates cart 13; cart 14 stays
+    assert_eq!(
+        mc.request(b"invalidate_tag cart:13\r\n"),
+        b"INVALIDATED 200\r\n"
+    );
+    assert_eq!(
+        mc.request(b"get get_items_in_cart::13:10:1\r\n"),
+        b"END\r\n"
+    );
+    assert_eq!(
+        mc.request(b"get get_items_in_cart::14:10:1\r\n"),
+        b"VALUE get_items_in_cart::14:10:1 0 1\r\nw\r\nEND\r\n"
+    );
+    assert_eq!(
+        mc.request(b"mg get_items_in_cart::13:10:1 v\r\n"),
+        b"EN\r\n"
+    );
+    // an add of an invalidated key succeeds: it is missing
+    assert_eq!(
+        mc.request(b"add get_items_in_cart::13:10:1 0 0 1\r\nx\r\n"),
+        b"STORED\r\n"
+    );
+    // prefixes, noreply
+    assert_eq!(
+        mc.request(b"invalidate_prefix get_items_in_cart::14: noreply\r\n"),
+        b""
+    );
+    assert_eq!(
+        mc.request(b"get get_items_in_cart::14:10:1\r\n"),
+        b"END\r\n"
+    );
+    // a page may be empty before the end, as SSCAN's: walk to the end
+    let mut cursor = "0".to_string();
+    loop {
+        let got =
+            String::from_utf8(mc.request(format!("tag_keys cart:14 {cursor} 1000\r\n").as_bytes()))
+                .unwrap();
+        assert!(got.starts_with("END "), "no live member: {got}");
+        cursor = got.trim_end()["END ".len()..].to_string();
+        if cursor == "0" {
+            break;
+        }
+    }
+    // a plain set clears the tags
+    assert_eq!(
+        mc.request(b"set get_items_in_cart::13:10:1 0 0 1\r\ny\r\n"),
+        b"STORED\r\n"
+    );
+    assert_eq!(
+        r.cmd(&["TAG", "GET", "get_items_in_cart::13:10:1"]),
+        b"*0\r\n"
+    );
+    // errors
+    assert_eq!(
+        mc.request(b"set k 0 0 1 tags=a,b,c,d\r\nv\r\n"),
+        b"CLIENT_ERROR a key may carry at most 3 tags (max-tags-per-key)\r\n"
+    );
+    assert_eq!(
+        mc.request(b"append k 0 0 1 tags=a\r\nv\r\n"),
+        b"CLIENT_ERROR tags only with set, add, replace and cas\r\n"
+    );
+    assert_eq!(
+        mc.request(b"mg k v Ga\r\n"),
+        b"CLIENT_ERROR invalid flag\r\n"
+    );
+    assert_eq!(mc.request(b"get k\r\n"), b"END\r\n", "nothing stored");
+    assert_eq!(mc.request(b"tag_keys\r\n"), b"ERROR\r\n");
+    assert_eq!(mc.request(b"invalidate_tag\r\n"), b"ERROR\r\n");
+    // a key no memcached key could be is listed in base64
+    assert_eq!(r.cmd(&["SET", "a b", "v", "TAGS", "odd"]), b"+OK\r\n");
+    assert_eq!(
+        mc.request(b"tag_keys odd 0\r\n"),
+        b"KEY YSBi b\r\nEND 0\r\n"
+    );
+}
+
+#[test]
+fn an_ordinary_memcached_client_never_meets_the_extension() {
+    // the memcache crate: stores, gets, deletes, incr, over one connection
+    let (_s, port) = magpie_mc(&[]);
+    let c = memcache::connect(format!("memcache://127.0.0.1:{port}?protocol=ascii")).unwrap();
+    c.set("tags=x", "v", 0).unwrap();
+    let v: Option<String> = c.get("tags=x").unwrap();
+    assert_eq!(v.as_deref(), Some("v"));
+    let mut mc = McRaw::connect(port);
+    assert_eq!(
+        mc.request(b"tag_keys x 0\r\n"),
+        b"END 0\r\n",
+        "no tag was made"
+    );
+    // memcached's grammar ignores a sixth token that is not noreply; so does magpie
+    assert_eq!(mc.request(b"set k 0 0 1 junk\r\nv\r\n"), b"STORED\r\n");
 }

@@ -194,6 +194,12 @@ pub fn ms(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>, data: &[u8]) {
         StoreOp::Set | StoreOp::Replace if f.cas.is_some() => StoreOp::Cas,
         op => op,
     };
+    // magpie's extension: G<tag> tokens (checked before anything changes)
+    let tags: Vec<&[u8]> = f.tags().collect();
+    if let Err(e) = super::tags::check(ctx, op, &tags) {
+        ctx.reply(&e, false);
+        return;
+    }
     let args = StoreArgs {
         op,
         key: key.bytes(),
@@ -203,6 +209,7 @@ pub fn ms(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>, data: &[u8]) {
         data,
         set_stale: f.invalidate && op == StoreOp::Cas,
         new_cas: f.new_cas,
+        tags: &tags,
     };
     let result = store(ctx, &args);
     let (code, cas) = match result {

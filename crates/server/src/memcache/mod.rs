@@ -11,6 +11,7 @@ pub mod meta;
 pub mod misc;
 pub mod retrieval;
 pub mod storage;
+pub mod tags;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -239,6 +240,9 @@ pub const COMMANDS: &[&str] = &[
     "ma",
     "mn",
     "me",
+    "invalidate_tag",
+    "invalidate_prefix",
+    "tag_keys",
 ];
 
 /// The index in [`COMMANDS`] of the command `req` runs; None for a request
@@ -275,6 +279,9 @@ pub fn command_index(req: &Request<'_>) -> Option<u16> {
         Request::MetaArith { .. } => 22,
         Request::MetaNoop => 23,
         Request::MetaDebug { .. } => 24,
+        Request::InvalidateTags { .. } => 25,
+        Request::InvalidatePrefixes { .. } => 26,
+        Request::TagKeys { .. } => 27,
         Request::Error { .. } => return None,
     })
 }
@@ -292,6 +299,8 @@ fn is_write(req: &Request<'_>) -> bool {
             | Request::MetaSet { .. }
             | Request::MetaDelete { .. }
             | Request::MetaArith { .. }
+            | Request::InvalidateTags { .. }
+            | Request::InvalidatePrefixes { .. }
     ) || matches!(req, Request::Get { touch: Some(_), .. })
 }
 
@@ -303,7 +312,9 @@ fn noreply(req: &Request<'_>) -> bool {
         | Request::Delete { noreply, .. }
         | Request::Arith { noreply, .. }
         | Request::Touch { noreply, .. }
-        | Request::FlushAll { noreply, .. } => *noreply,
+        | Request::FlushAll { noreply, .. }
+        | Request::InvalidateTags { noreply, .. }
+        | Request::InvalidatePrefixes { noreply, .. } => *noreply,
         _ => false,
     }
 }
@@ -354,7 +365,8 @@ pub fn execute(ctx: &mut McCtx<'_>, req: Request<'_>) {
             cas,
             data,
             noreply,
-        } => storage::store_cmd(ctx, op, key, flags, exptime, cas, data, noreply),
+            tags,
+        } => storage::store_cmd(ctx, op, key, flags, exptime, cas, data, noreply, tags),
         Request::TooLarge { op, key, noreply } => storage::too_large(ctx, op, key, noreply),
         Request::Delete { key, noreply } => arith::delete(ctx, key, noreply),
         Request::Arith {
@@ -368,6 +380,14 @@ pub fn execute(ctx: &mut McCtx<'_>, req: Request<'_>) {
         Request::Version => misc::version(ctx),
         Request::Verbosity { level, noreply } => misc::verbosity(ctx, level, noreply),
         Request::Quit => ctx.close = true,
+        Request::MetaGet { flags, .. }
+        | Request::MetaDelete { flags, .. }
+        | Request::MetaArith { flags, .. }
+            if flags.tagged =>
+        {
+            // G<tag> is for ms only
+            ctx.reply("CLIENT_ERROR invalid flag", false)
+        }
         Request::MetaGet { key, flags } => meta::mg(ctx, key, flags),
         Request::MetaSet { key, flags, data } => meta::ms(ctx, key, flags, data),
         Request::MetaSetTooLarge { key } => meta::ms_too_large(ctx, key),
@@ -378,6 +398,11 @@ pub fn execute(ctx: &mut McCtx<'_>, req: Request<'_>) {
             ctx.reply("MN", false)
         }
         Request::MetaDebug { key } => meta::me(ctx, key),
+        Request::InvalidateTags { tags, noreply } => tags::invalidate_tags(ctx, tags, noreply),
+        Request::InvalidatePrefixes { prefixes, noreply } => {
+            tags::invalidate_prefixes(ctx, prefixes, noreply)
+        }
+        Request::TagKeys { tag, cursor, count } => tags::tag_keys(ctx, tag, cursor, count),
         Request::Error { line, noreply } => ctx.reply(line, noreply),
     }
 }

@@ -38,6 +38,23 @@ pub struct StoreArgs<'a> {
     /// ms E: the CAS the stored version takes instead of the engine's next
     /// one (within the engine's range; the parser checks it).
     pub new_cas: Option<u64>,
+    /// magpie's extension: the tags the stored version carries (set, add,
+    /// replace and cas only; checked against the limits beforehand).
+    pub tags: &'a [&'a [u8]],
+}
+
+/// Writes a whole new value: untagged, or with the tags (checked against
+/// the limits before the command did anything, so a refusal here can only
+/// come from a limit lowered meanwhile, and then the value is stored
+/// untagged rather than lost).
+fn put(txn: &mut Txn<'_>, a: &StoreArgs<'_>, expire_at: Option<u64>) -> u64 {
+    if a.tags.is_empty() {
+        return txn.set(a.key, &[a.data], a.flags, expire_at);
+    }
+    match txn.set_tagged(a.key, &[a.data], a.flags, expire_at, a.tags) {
+        Ok(cas) => cas,
+        Err(_) => txn.set(a.key, &[a.data], a.flags, expire_at),
+    }
 }
 
 /// Makes the next write of `txn` take the CAS a meta `E` token chose, if
@@ -69,14 +86,14 @@ pub fn store(ctx: &mut McCtx<'_>, a: &StoreArgs<'_>) -> Stored {
     let expire_at = a.exptime.as_expire_at();
     let mut marked = false;
     let result = match a.op {
-        StoreOp::Set => Stored::Stored(txn.set(a.key, &[a.data], a.flags, expire_at)),
+        StoreOp::Set => Stored::Stored(put(&mut txn, a, expire_at)),
         StoreOp::Add => match old {
             Some(_) => Stored::NotStored,
-            None => Stored::Stored(txn.set(a.key, &[a.data], a.flags, expire_at)),
+            None => Stored::Stored(put(&mut txn, a, expire_at)),
         },
         StoreOp::Replace => match old {
             None => Stored::NotStored,
-            Some(_) => Stored::Stored(txn.set(a.key, &[a.data], a.flags, expire_at)),
+            Some(_) => Stored::Stored(put(&mut txn, a, expire_at)),
         },
         StoreOp::Append | StoreOp::Prepend => match old {
             None => Stored::NotStored,
@@ -113,14 +130,14 @@ pub fn store(ctx: &mut McCtx<'_>, a: &StoreArgs<'_>) -> Stored {
             }
             Some((meta, _)) if meta.cas == a.cas => {
                 McCounters::bump(&c.cas_hits);
-                let cas = txn.set(a.key, &[a.data], a.flags, expire_at);
+                let cas = put(&mut txn, a, expire_at);
                 Stored::Stored(cas)
             }
             Some((meta, _)) if a.set_stale && a.cas < meta.cas => {
                 // ms I with an older CAS: store, keep the TTL, mark stale
                 McCounters::bump(&c.cas_hits);
                 let prev = ctx.mc.mark(a.key, meta.cas);
-                let cas = txn.set(a.key, &[a.data], a.flags, meta.expire_at);
+                let cas = put(&mut txn, a, meta.expire_at);
                 ctx.mc.set_mark(
                     a.key,
                     cas,
@@ -160,7 +177,14 @@ pub fn store_cmd(
     cas: u64,
     data: &[u8],
     noreply: bool,
+    tags: Option<&[u8]>,
 ) {
+    // magpie's extension: `tags=a,b` (checked before anything changes)
+    let tags: Vec<&[u8]> = tags.map_or(Vec::new(), super::tags::split_list);
+    if let Err(e) = super::tags::check(ctx, op, &tags) {
+        ctx.reply(&e, noreply);
+        return;
+    }
     let args = StoreArgs {
         op,
         key,
@@ -170,6 +194,7 @@ pub fn store_cmd(
         data,
         set_stale: false,
         new_cas: None,
+        tags: &tags,
     };
     let line = match store(ctx, &args) {
         Stored::Stored(_) => "STORED",

@@ -42,7 +42,9 @@ const SECTIONS: &[&str] = &[
 ];
 
 /// Sections left out of a plain `INFO` / `INFO default`, as in Redis.
-const NOT_DEFAULT: &[&str] = &["commandstats", "latencystats"];
+/// (`tags` is magpie's own: left out too, so a plain INFO lists Redis's
+/// sections.)
+const NOT_DEFAULT: &[&str] = &["commandstats", "latencystats", "tags"];
 
 fn info(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     let mut wanted = [false; SECTIONS.len()];

@@ -457,16 +457,26 @@ fn copy(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
             Some(txn.copy(src, dst).is_some())
         }
     } else {
-        let source = engine
-            .txn(src_db, &[src], ctx.now)
-            .get(src)
-            .map(|v| (v.value.to_vec(), v.meta));
-        source.map(|(value, meta)| {
+        let source = {
+            let mut txn = engine.txn(src_db, &[src], ctx.now);
+            let found = txn.get(src).map(|v| (v.value.to_vec(), v.meta));
+            // the copy carries the tags, by name (tags belong to a database)
+            found.map(|f| (f, txn.tags(src)))
+        };
+        source.map(|((value, meta), tags)| {
+            let tags: Vec<&[u8]> = tags.iter().map(|t| t.as_slice()).collect();
             let mut txn = engine.txn(dst_db, &[dst], ctx.now);
             if !replace && txn.exists(dst) {
                 false
             } else {
-                txn.set(dst, &[&value], meta.flags, meta.expire_at);
+                // the source met the limits; if they were lowered since, the
+                // copy keeps the value and drops the tags rather than fail
+                if txn
+                    .set_tagged(dst, &[&value], meta.flags, meta.expire_at, &tags)
+                    .is_err()
+                {
+                    txn.set(dst, &[&value], meta.flags, meta.expire_at);
+                }
                 true
             }
         })
