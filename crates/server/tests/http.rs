@@ -1413,7 +1413,8 @@ fn the_dashboard_serves_its_page_and_script_and_reads_live_stats() {
     );
     assert_eq!(script.body, include_bytes!("../src/http/dashboard.mjs"));
     for i in 0..7 {
-        assert_eq!(h.put(&format!("/v1/keys/k{i}"), b"v").status, 201);
+        let path = format!("/v1/keys/k{i}?tag=shelf{}", i % 2);
+        assert_eq!(h.put(&path, b"v").status, 201);
     }
     if Command::new("node").arg("--version").output().is_err() {
         assert!(
