@@ -733,3 +733,38 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn memory_returns_after_invalidating_a_million_keys() {
+    let e = Engine::new(EngineConfig {
+        databases: 1,
+        shards: 16,
+    });
+    set(&e, b"keep", b"v", &[b"other"]);
+    let before = e.used_memory();
+    for i in 0..1_000_000u32 {
+        let k = format!("get_items_in_cart::13:{i}");
+        e.txn(0, &[k.as_bytes()], 1)
+            .set_tagged(k.as_bytes(), &[&[b'v'; 16]], 0, None, &[b"cart:13"])
+            .unwrap();
+    }
+    let loaded = e.used_memory();
+    assert!(loaded > before + 1_000_000 * 40, "{loaded}");
+    assert_eq!(e.invalidate_tags(0, &[b"cart:13"]), 1_000_000);
+    assert_eq!(e.tag_card(0, b"cart:13"), 0);
+    // the expiry cycle's bounded steps give it all back
+    let mut cycles = 0;
+    while e.expire_cycle(1, 64) > 0 {
+        cycles += 1;
+    }
+    assert!(cycles > 100, "bounded work per cycle: {cycles} cycles");
+    assert_eq!(e.dbsize(0), 1);
+    assert_eq!(e.db_tag_summary(0).dead_pending, 0);
+    // what stays is the tables' capacity (hashbrown does not shrink), not
+    // entries or tag bookkeeping
+    let m = e.memory();
+    assert_eq!(m.entries, e.db_memory(0).entries);
+    assert!(m.entries < 200 && m.tags < 1000, "{m:?}");
+    assert_eq!(e.used_memory(), counted(&e));
+    assert!(live(&e, b"keep"));
+}
