@@ -1413,7 +1413,8 @@ fn the_dashboard_serves_its_page_and_script_and_reads_live_stats() {
     );
     assert_eq!(script.body, include_bytes!("../src/http/dashboard.mjs"));
     for i in 0..7 {
-        assert_eq!(h.put(&format!("/v1/keys/k{i}"), b"v").status, 201);
+        let path = format!("/v1/keys/k{i}?tag=shelf{}", i % 2);
+        assert_eq!(h.put(&path, b"v").status, 201);
     }
     if Command::new("node").arg("--version").output().is_err() {
         assert!(
@@ -1436,5 +1437,102 @@ fn the_dashboard_serves_its_page_and_script_and_reads_live_stats() {
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn tags_over_http_surrogate_keys_both_ways_invalidate_and_list() {
+    let h = Http::start(&["--max-tags-per-key", "4"]);
+    for i in 0..30 {
+        let path = format!("/v1/keys/get_items_in_cart::13:10:{i}?tag=cart:13");
+        assert_eq!(h.put(&path, b"[1,2]").status, 201);
+        let r = h.req(
+            "PUT",
+            &format!("/v1/keys/get_items_in_cart::14:10:{i}"),
+            &[("Surrogate-Key", "cart:14 all")],
+            b"[3]",
+        );
+        assert_eq!(r.status, 201);
+    }
+    // tags come back in the Surrogate-Key header
+    let r = h.get("/v1/keys/get_items_in_cart::14:10:0");
+    assert_eq!(r.header("surrogate-key"), Some("all cart:14"));
+    assert_eq!(
+        h.get("/v1/keys/get_items_in_cart::13:10:0")
+            .header("surrogate-key"),
+        Some("cart:13")
+    );
+    // and a RESP client sees the same tags
+    let mut resp = h.resp();
+    assert_eq!(resp.cmd(&["TAG", "CARD", "all"]), b":30\r\n");
+    // listing, with values
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor = "0".to_string();
+    loop {
+        let r = h.get(&format!(
+            "/v1/tags/cart:14/keys?cursor={cursor}&count=7&values=true"
+        ));
+        assert_eq!(r.status, 200);
+        let j = r.json();
+        let keys = j["keys"].as_array().unwrap();
+        let values = j["values"].as_array().unwrap();
+        assert_eq!(keys.len(), values.len());
+        for (k, v) in keys.iter().zip(values) {
+            assert_eq!(v, "[3]");
+            seen.insert(k.as_str().unwrap().to_string());
+        }
+        cursor = j["cursor"].as_str().unwrap().to_string();
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 30);
+    // one call invalidates the tag
+    let r = h.req("POST", "/v1/tags/cart:13/invalidate", &[], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["invalidated"], 30);
+    h.get("/v1/keys/get_items_in_cart::13:10:5")
+        .assert_error(404, "not_found");
+    assert_eq!(h.get("/v1/keys/get_items_in_cart::14:10:5").status, 200);
+    let r = h.get("/v1/tags/cart:13/keys");
+    assert_eq!(r.json()["keys"], serde_json::json!([]));
+    // prefixes
+    let r = h.req(
+        "POST",
+        "/v1/invalidate?prefix=get_items_in_cart::14:",
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["prefixes"], 1);
+    h.get("/v1/keys/get_items_in_cart::14:10:5")
+        .assert_error(404, "not_found");
+    h.req("POST", "/v1/invalidate", &[], b"")
+        .assert_error(400, "bad_query");
+    // limits and bad input
+    h.req(
+        "PUT",
+        "/v1/keys/k?tag=a&tag=b&tag=c",
+        &[("Surrogate-Key", "d e")],
+        b"v",
+    )
+    .assert_error(400, "bad_tags");
+    h.req("PUT", "/v1/keys/k", &[("Surrogate-Key", "bad%zz")], b"v")
+        .assert_error(400, "bad_tags");
+    h.get("/v1/keys/k").assert_error(404, "not_found");
+    h.get("/v1/tags/t/keys?cursor=x")
+        .assert_error(400, "bad_cursor");
+    h.get("/v1/tags/t/keys?count=0")
+        .assert_error(400, "bad_count");
+    // a tag written over RESP is listed over HTTP
+    assert_eq!(
+        resp.cmd(&["SET", "r", "v", "TAGS", "from resp"]),
+        b"+OK\r\n"
+    );
+    let r = h.get("/v1/tags/from%20resp/keys");
+    assert_eq!(r.json()["keys"], serde_json::json!(["r"]));
+    assert_eq!(
+        h.get("/v1/keys/r").header("surrogate-key"),
+        Some("from%20resp")
     );
 }

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod log;
 pub mod openapi;
 pub mod stats;
+pub mod tags;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -83,6 +84,9 @@ pub const ROUTES: &[&str] = &[
     "keys_put",
     "keys_delete",
     "keys_incr",
+    "tags_invalidate",
+    "tags_keys",
+    "invalidate_prefix",
     "stats",
     "metrics",
     "healthz",
@@ -109,8 +113,17 @@ pub fn route_index(method: &axum::http::Method, path: &str) -> u16 {
             Some((key, "incr")) if !key.is_empty() && method == Method::POST => "keys_incr",
             _ => "other",
         }
+    } else if let Some(rest) = path.strip_prefix("/v1/tags/") {
+        match rest.rsplit_once('/') {
+            Some((tag, "invalidate")) if !tag.is_empty() && method == Method::POST => {
+                "tags_invalidate"
+            }
+            Some((tag, "keys")) if !tag.is_empty() && get => "tags_keys",
+            _ => "other",
+        }
     } else {
         match path {
+            "/v1/invalidate" if method == Method::POST => "invalidate_prefix",
             "/v1/keys" if get => "keys_list",
             "/v1/stats" if get => "stats",
             "/metrics" if get => "metrics",
@@ -145,6 +158,21 @@ pub fn router(state: Arc<HttpState>) -> Router {
                 durable_write,
             )),
         )
+        .route(
+            "/v1/tags/{tag}/invalidate",
+            post(tags::invalidate).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                durable_write,
+            )),
+        )
+        .route("/v1/tags/{tag}/keys", get(tags::keys))
+        .route(
+            "/v1/invalidate",
+            post(tags::invalidate_prefix).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                durable_write,
+            )),
+        )
         .route("/v1/stats", get(stats::stats))
         .route("/metrics", get(stats::metrics))
         .route("/healthz", get(healthz))
@@ -172,11 +200,14 @@ async fn durable_write(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response<Body> {
-    // a write that may need memory (PUT, incr; not DELETE) first makes
+    // a write that may need memory (PUT, incr; not DELETE nor an
+    // invalidation) first makes
     // room under the memory limit, and is refused when none can be made
-    if req.method() != Method::DELETE
-        && st.shared.engine.make_room(magpie_engine::now_ms()).is_err()
-    {
+    // (invalidations free memory: they are never refused for it)
+    let frees = req.method() == Method::DELETE
+        || req.uri().path().starts_with("/v1/tags/")
+        || req.uri().path() == "/v1/invalidate";
+    if !frees && st.shared.engine.make_room(magpie_engine::now_ms()).is_err() {
         return ApiError::new(
             StatusCode::INSUFFICIENT_STORAGE,
             "out_of_memory",

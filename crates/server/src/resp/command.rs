@@ -103,7 +103,7 @@ fn redis_docs(name: &str) -> Option<&'static (&'static str, &'static str, &'stat
 
 /// A command's ACL categories: what Redis 7.0 says for its own commands,
 /// otherwise derived from the command's flags and group.
-fn categories(spec: &CommandSpec) -> Vec<&'static str> {
+pub fn categories(spec: &CommandSpec) -> Vec<&'static str> {
     if let Some((_, _, cats)) = redis_docs(spec.name) {
         return cats.split(' ').filter(|c| !c.is_empty()).collect();
     }
