@@ -1300,7 +1300,8 @@ fn openapi_document_matches_the_server() {
     }
     // every status the document lists is produced by a test in this file
     // (503 by the unit tests of http/mod.rs, 507 by
-    // over_the_memory_limit_writes_get_507_and_deletes_and_reads_go_on):
+    // over_the_memory_limit_writes_get_507_and_deletes_and_reads_go_on,
+    // 401 and 403 by credentials_are_required_once_a_password_is_set):
     // listed so a new one needs a test
     let statuses: std::collections::BTreeSet<String> = h.doc["paths"]
         .as_object()
@@ -1310,7 +1311,8 @@ fn openapi_document_matches_the_server() {
         .flat_map(|op| op["responses"].as_object().unwrap().keys().cloned())
         .collect();
     let tested = [
-        "200", "201", "204", "304", "400", "404", "409", "412", "413", "414", "503", "507",
+        "200", "201", "204", "304", "400", "401", "403", "404", "409", "412", "413", "414", "503",
+        "507",
     ];
     assert_eq!(statuses.into_iter().collect::<Vec<_>>(), tested);
 }
@@ -1413,8 +1415,7 @@ fn the_dashboard_serves_its_page_and_script_and_reads_live_stats() {
     );
     assert_eq!(script.body, include_bytes!("../src/http/dashboard.mjs"));
     for i in 0..7 {
-        let path = format!("/v1/keys/k{i}?tag=shelf{}", i % 2);
-        assert_eq!(h.put(&path, b"v").status, 201);
+        assert_eq!(h.put(&format!("/v1/keys/k{i}"), b"v").status, 201);
     }
     if Command::new("node").arg("--version").output().is_err() {
         assert!(
@@ -1440,99 +1441,112 @@ fn the_dashboard_serves_its_page_and_script_and_reads_live_stats() {
     );
 }
 
-#[test]
-fn tags_over_http_surrogate_keys_both_ways_invalidate_and_list() {
-    let h = Http::start(&["--max-tags-per-key", "4"]);
-    for i in 0..30 {
-        let path = format!("/v1/keys/get_items_in_cart::13:10:{i}?tag=cart:13");
-        assert_eq!(h.put(&path, b"[1,2]").status, 201);
-        let r = h.req(
-            "PUT",
-            &format!("/v1/keys/get_items_in_cart::14:10:{i}"),
-            &[("Surrogate-Key", "cart:14 all")],
-            b"[3]",
-        );
-        assert_eq!(r.status, 201);
-    }
-    // tags come back in the Surrogate-Key header
-    let r = h.get("/v1/keys/get_items_in_cart::14:10:0");
-    assert_eq!(r.header("surrogate-key"), Some("all cart:14"));
-    assert_eq!(
-        h.get("/v1/keys/get_items_in_cart::13:10:0")
-            .header("surrogate-key"),
-        Some("cart:13")
-    );
-    // and a RESP client sees the same tags
-    let mut resp = h.resp();
-    assert_eq!(resp.cmd(&["TAG", "CARD", "all"]), b":30\r\n");
-    // listing, with values
-    let mut seen = std::collections::BTreeSet::new();
-    let mut cursor = "0".to_string();
-    loop {
-        let r = h.get(&format!(
-            "/v1/tags/cart:14/keys?cursor={cursor}&count=7&values=true"
-        ));
-        assert_eq!(r.status, 200);
-        let j = r.json();
-        let keys = j["keys"].as_array().unwrap();
-        let values = j["values"].as_array().unwrap();
-        assert_eq!(keys.len(), values.len());
-        for (k, v) in keys.iter().zip(values) {
-            assert_eq!(v, "[3]");
-            seen.insert(k.as_str().unwrap().to_string());
-        }
-        cursor = j["cursor"].as_str().unwrap().to_string();
-        if cursor == "0" {
-            break;
-        }
-    }
-    assert_eq!(seen.len(), 30);
-    // one call invalidates the tag
-    let r = h.req("POST", "/v1/tags/cart:13/invalidate", &[], b"");
-    assert_eq!(r.status, 200);
-    assert_eq!(r.json()["invalidated"], 30);
-    h.get("/v1/keys/get_items_in_cart::13:10:5")
-        .assert_error(404, "not_found");
-    assert_eq!(h.get("/v1/keys/get_items_in_cart::14:10:5").status, 200);
-    let r = h.get("/v1/tags/cart:13/keys");
-    assert_eq!(r.json()["keys"], serde_json::json!([]));
-    // prefixes
-    let r = h.req(
-        "POST",
-        "/v1/invalidate?prefix=get_items_in_cart::14:",
-        &[],
-        b"",
-    );
-    assert_eq!(r.status, 200);
-    assert_eq!(r.json()["prefixes"], 1);
-    h.get("/v1/keys/get_items_in_cart::14:10:5")
-        .assert_error(404, "not_found");
-    h.req("POST", "/v1/invalidate", &[], b"")
-        .assert_error(400, "bad_query");
-    // limits and bad input
-    h.req(
-        "PUT",
-        "/v1/keys/k?tag=a&tag=b&tag=c",
-        &[("Surrogate-Key", "d e")],
-        b"v",
+/// `Authorization: Basic` for `user:pass`.
+fn basic(user: &str, pass: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
     )
-    .assert_error(400, "bad_tags");
-    h.req("PUT", "/v1/keys/k", &[("Surrogate-Key", "bad%zz")], b"v")
-        .assert_error(400, "bad_tags");
-    h.get("/v1/keys/k").assert_error(404, "not_found");
-    h.get("/v1/tags/t/keys?cursor=x")
-        .assert_error(400, "bad_cursor");
-    h.get("/v1/tags/t/keys?count=0")
-        .assert_error(400, "bad_count");
-    // a tag written over RESP is listed over HTTP
+}
+
+#[test]
+fn credentials_are_required_once_a_password_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = dir.path().join("users.acl");
+    std::fs::write(
+        &acl,
+        "user default on >pw ~* &* +@all\n\
+         user ro on >ro ~* -@all +@read\n\
+         user cart on >c ~cart:* +@all\n",
+    )
+    .unwrap();
+    let h = Http::start(&["--aclfile", acl.to_str().unwrap()]);
+    // no credentials, wrong ones, malformed ones: 401 with the challenges
+    for auth in [
+        None,
+        Some(basic("default", "nope")),
+        Some(basic("nosuch", "pw")),
+        Some("Bearer nope".into()),
+        Some("Basic %%%".into()),
+    ] {
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        for (method, path) in [
+            ("GET", "/v1/keys/k"),
+            ("PUT", "/v1/keys/k"),
+            ("GET", "/v1/keys"),
+            ("GET", "/v1/stats"),
+        ] {
+            let r = h.req(method, path, &headers, b"v");
+            r.assert_error(401, "unauthorized");
+            let challenges: Vec<_> = r
+                .headers
+                .get_all("www-authenticate")
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            assert_eq!(
+                challenges,
+                [
+                    "Basic realm=\"magpie\", charset=\"UTF-8\"",
+                    "Bearer realm=\"magpie\""
+                ]
+            );
+        }
+    }
+    // the probes and the document stay open
+    for path in ["/healthz", "/readyz", "/openapi.json"] {
+        assert_eq!(h.get(path).status, 200, "{path}");
+    }
+    // /metrics and /dashboard are open on loopback (the default rule)
+    assert_eq!(h.get("/metrics").status, 200);
+    assert_eq!(h.get("/dashboard").status, 200);
+    // Bearer is the default user's password; Basic any user's
+    let bearer = [("authorization", "Bearer pw")];
+    assert_eq!(h.req("PUT", "/v1/keys/cart:1", &bearer, b"v").status, 201);
+    let admin = basic("default", "pw");
     assert_eq!(
-        resp.cmd(&["SET", "r", "v", "TAGS", "from resp"]),
-        b"+OK\r\n"
+        h.req("GET", "/v1/keys/cart:1", &[("authorization", &admin)], b"")
+            .body,
+        b"v"
     );
-    let r = h.get("/v1/tags/from%20resp/keys");
-    assert_eq!(r.json()["keys"], serde_json::json!(["r"]));
+    // a read-only user reads but may not write: 403
+    let ro = basic("ro", "ro");
+    let ro = [("authorization", ro.as_str())];
+    assert_eq!(h.req("GET", "/v1/keys/cart:1", &ro, b"").status, 200);
+    h.req("PUT", "/v1/keys/cart:1", &ro, b"w")
+        .assert_error(403, "forbidden");
+    h.req("DELETE", "/v1/keys/cart:1", &ro, b"")
+        .assert_error(403, "forbidden");
+    h.req("POST", "/v1/keys/n/incr", &ro, b"")
+        .assert_error(403, "forbidden");
+    // key patterns
+    let cart = basic("cart", "c");
+    let cart = [("authorization", cart.as_str())];
+    assert_eq!(h.req("PUT", "/v1/keys/cart%3A2", &cart, b"x").status, 201);
+    h.req("GET", "/v1/keys/other", &cart, b"")
+        .assert_error(403, "forbidden");
+    h.req("PUT", "/v1/keys/other", &cart, b"x")
+        .assert_error(403, "forbidden");
+    // the refusals and the failed logins are in the ACL LOG, no password
+    let mut c = h.server.client();
+    assert_eq!(c.cmd(&["AUTH", "pw"]), b"+OK\r\n");
+    let log = c.cmd_str(&["ACL", "LOG"]);
+    assert!(
+        log.contains("\r\nother\r\n") && log.contains("\r\ncart\r\n"),
+        "{log}"
+    );
+    assert!(
+        log.contains("door=http") && log.contains("\r\nnosuch\r\n"),
+        "{log}"
+    );
+    assert!(!log.contains("nope"), "{log}");
+    // with --http-metrics-access protected, /metrics wants credentials too
+    let p = Http::start(&["--requirepass", "pw", "--http-metrics-access", "protected"]);
+    p.get("/metrics").assert_error(401, "unauthorized");
     assert_eq!(
-        h.get("/v1/keys/r").header("surrogate-key"),
-        Some("from%20resp")
+        p.req("GET", "/metrics", &[("authorization", "Bearer pw")], b"")
+            .status,
+        200
     );
 }

@@ -117,14 +117,6 @@ export function topCommands(prev, stats, dt, limit = 10) {
   return rows.slice(0, limit);
 }
 
-/**
- * Database 0's largest tags in a /v1/stats reading: {tag, members, bytes},
- * most members first (the server sorts and bounds the list).
- */
-export function largestTags(stats) {
-  return (stats.tags?.largest ?? []).map((t) => ({ tag: t.tag, members: t.members, bytes: t.bytes }));
-}
-
 // ------------------------------------------------------------ the page
 
 function el(tag, attrs = {}, text = "") {
@@ -154,7 +146,6 @@ function start() {
   const status = document.getElementById("status");
   const top = document.getElementById("top");
   const extra = document.getElementById("extra");
-  const tags = document.getElementById("tags");
   let prevStats = null;
   let prevT = 0;
   async function poll() {
@@ -187,12 +178,6 @@ function start() {
           el("td", {}, duration(r.p99_us)),
         );
         top.append(row);
-      }
-      tags.replaceChildren();
-      for (const r of largestTags(stats)) {
-        const row = el("tr");
-        row.append(el("td", {}, r.tag), el("td", {}, human(r.members, "")), el("td", {}, human(r.bytes, "B")));
-        tags.append(row);
       }
       prevStats = stats;
       prevT = t;

@@ -112,9 +112,8 @@ fn key_from_path(st: &HttpState, uri: &Uri, suffix: &str) -> Result<Vec<u8>, Api
 
 /// Query parameters as (name, decoded value) in order, with the
 /// `application/x-www-form-urlencoded` rules (`+` is a space). A name given
-/// twice (other than the repeatable `tag` and `prefix`) or not in `allowed`
-/// is a 400.
-pub fn parse_query(uri: &Uri, allowed: &[&str]) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
+/// twice or not in `allowed` is a 400.
+fn parse_query(uri: &Uri, allowed: &[&str]) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
     let mut out: Vec<(String, Vec<u8>)> = Vec::new();
     let Some(q) = uri.query() else {
         return Ok(out);
@@ -140,8 +139,7 @@ pub fn parse_query(uri: &Uri, allowed: &[&str]) -> Result<Vec<(String, Vec<u8>)>
                 ),
             ));
         }
-        let repeatable = name == "tag" || name == "prefix";
-        if !repeatable && out.iter().any(|(n, _)| *n == name) {
+        if out.iter().any(|(n, _)| *n == name) {
             return Err(ApiError::bad_request(
                 "bad_query",
                 format!("query parameter {name:?} given twice"),
@@ -152,13 +150,12 @@ pub fn parse_query(uri: &Uri, allowed: &[&str]) -> Result<Vec<(String, Vec<u8>)>
     Ok(out)
 }
 
-/// The value of query parameter `name`, if given.
-pub fn query_get<'a>(q: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+fn query_get<'a>(q: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
     q.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
 }
 
 /// A boolean query flag: absent, empty, `true` or `1` is on, `false` or `0` off.
-pub fn query_flag(q: &[(String, Vec<u8>)], name: &str) -> Result<bool, ApiError> {
+fn query_flag(q: &[(String, Vec<u8>)], name: &str) -> Result<bool, ApiError> {
     match query_get(q, name) {
         None => Ok(false),
         Some(b"" | b"true" | b"1") => Ok(true),
@@ -323,19 +320,7 @@ pub async fn put(
     body: Body,
 ) -> HttpResult {
     let key = key_from_path(&st, &uri, "")?;
-    let q = parse_query(&uri, &["ttl", "px", "nx", "xx", "tag"])?;
-    // tags from ?tag= and the Surrogate-Key header (the HTTP caches' form)
-    let mut tags: Vec<Vec<u8>> = q
-        .iter()
-        .filter(|(n, _)| n == "tag")
-        .map(|(_, v)| v.clone())
-        .collect();
-    tags.extend(super::tags::surrogate_keys(&headers)?);
-    let tags: Vec<&[u8]> = tags.iter().map(|t| t.as_slice()).collect();
-    st.shared
-        .engine
-        .check_tags(&tags)
-        .map_err(super::tags::tag_error)?;
+    let q = parse_query(&uri, &["ttl", "px", "nx", "xx"])?;
     let now = now_ms();
     let expire_at = expiry(&q, now)?;
     let (nx, xx) = (query_flag(&q, "nx")?, query_flag(&q, "xx")?);
@@ -381,12 +366,7 @@ pub async fn put(
     if xx && current.is_none() {
         return Err(ApiError::precondition_failed("xx: the key does not exist"));
     }
-    let cas = if tags.is_empty() {
-        txn.set(&key, &parts, 0, expire_at)
-    } else {
-        txn.set_tagged(&key, &parts, 0, expire_at, &tags)
-            .map_err(super::tags::tag_error)?
-    };
+    let cas = txn.set(&key, &parts, 0, expire_at);
     drop(txn);
 
     let mut res = Response::new(Body::empty());
@@ -453,9 +433,6 @@ pub async fn get(State(st): State<Arc<HttpState>>, uri: Uri, headers: HeaderMap)
     };
     counters.keyspace_hits.fetch_add(1, Ordering::Relaxed);
     let meta = view.meta;
-    let value = view.value.to_vec();
-    let tags = txn.tags(&key);
-    let view_value = &value[..];
     let ttl_ms = meta.expire_at.map(|at| at.saturating_sub(now));
     let not_modified = if_none_match.is_some_and(|c| c.matches(meta.cas, false));
     let json = wants_json(&headers);
@@ -463,7 +440,7 @@ pub async fn get(State(st): State<Arc<HttpState>>, uri: Uri, headers: HeaderMap)
         Body::empty()
     } else if json {
         let (k, key_encoding) = encode_bytes(&key);
-        let (v, encoding) = encode_bytes(view_value);
+        let (v, encoding) = encode_bytes(view.value);
         Body::from(
             json!({
                 "key": k,
@@ -477,7 +454,7 @@ pub async fn get(State(st): State<Arc<HttpState>>, uri: Uri, headers: HeaderMap)
             .to_string(),
         )
     } else {
-        Body::from(value)
+        Body::from(Bytes::copy_from_slice(view.value))
     };
     drop(txn);
 
@@ -488,12 +465,6 @@ pub async fn get(State(st): State<Arc<HttpState>>, uri: Uri, headers: HeaderMap)
         h.insert(TTL_HEADER, HeaderValue::from(ttl));
     }
     h.insert(header::VARY, HeaderValue::from_static("accept"));
-    if !tags.is_empty() {
-        h.insert(
-            super::tags::SURROGATE_KEY,
-            super::tags::surrogate_header(&tags),
-        );
-    }
     if not_modified {
         *res.status_mut() = StatusCode::NOT_MODIFIED;
     } else {

@@ -3,19 +3,20 @@
 //! the OpenAPI document, over HTTP and (with `--tls-http-port`) HTTPS:
 //! [`start`] serves one router on both.
 //!
-//! [`router`] lists every route; [`keys`] has the key handlers, [`stats`] the
+//! [`router`] lists every route; [`auth`] authenticates and checks
+//! permissions with the ACL users; [`keys`] has the key handlers, [`stats`] the
 //! observability endpoints, [`dashboard`] the page over them, [`errors`] the
 //! JSON error form, [`log`] the request-id and canonical-log-line
 //! middleware and [`openapi`] the document that describes all of it
 //! (docs/http.md is the prose version).
 
+pub mod auth;
 pub mod dashboard;
 pub mod errors;
 pub mod keys;
 pub mod log;
 pub mod openapi;
 pub mod stats;
-pub mod tags;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -84,9 +85,6 @@ pub const ROUTES: &[&str] = &[
     "keys_put",
     "keys_delete",
     "keys_incr",
-    "tags_invalidate",
-    "tags_keys",
-    "invalidate_prefix",
     "stats",
     "metrics",
     "healthz",
@@ -113,17 +111,8 @@ pub fn route_index(method: &axum::http::Method, path: &str) -> u16 {
             Some((key, "incr")) if !key.is_empty() && method == Method::POST => "keys_incr",
             _ => "other",
         }
-    } else if let Some(rest) = path.strip_prefix("/v1/tags/") {
-        match rest.rsplit_once('/') {
-            Some((tag, "invalidate")) if !tag.is_empty() && method == Method::POST => {
-                "tags_invalidate"
-            }
-            Some((tag, "keys")) if !tag.is_empty() && get => "tags_keys",
-            _ => "other",
-        }
     } else {
         match path {
-            "/v1/invalidate" if method == Method::POST => "invalidate_prefix",
             "/v1/keys" if get => "keys_list",
             "/v1/stats" if get => "stats",
             "/metrics" if get => "metrics",
@@ -158,21 +147,6 @@ pub fn router(state: Arc<HttpState>) -> Router {
                 durable_write,
             )),
         )
-        .route(
-            "/v1/tags/{tag}/invalidate",
-            post(tags::invalidate).layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                durable_write,
-            )),
-        )
-        .route("/v1/tags/{tag}/keys", get(tags::keys))
-        .route(
-            "/v1/invalidate",
-            post(tags::invalidate_prefix).layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                durable_write,
-            )),
-        )
         .route("/v1/stats", get(stats::stats))
         .route("/metrics", get(stats::metrics))
         .route("/healthz", get(healthz))
@@ -181,6 +155,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard.js", get(dashboard::script))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -200,14 +178,11 @@ async fn durable_write(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response<Body> {
-    // a write that may need memory (PUT, incr; not DELETE nor an
-    // invalidation) first makes
+    // a write that may need memory (PUT, incr; not DELETE) first makes
     // room under the memory limit, and is refused when none can be made
-    // (invalidations free memory: they are never refused for it)
-    let frees = req.method() == Method::DELETE
-        || req.uri().path().starts_with("/v1/tags/")
-        || req.uri().path() == "/v1/invalidate";
-    if !frees && st.shared.engine.make_room(magpie_engine::now_ms()).is_err() {
+    if req.method() != Method::DELETE
+        && st.shared.engine.make_room(magpie_engine::now_ms()).is_err()
+    {
         return ApiError::new(
             StatusCode::INSUFFICIENT_STORAGE,
             "out_of_memory",

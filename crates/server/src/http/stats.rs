@@ -41,19 +41,6 @@ struct Snapshot {
     commands: Vec<(Door, Vec<CommandReading>)>,
     /// The log's state, None when `--ephemeral`.
     persistence: Option<LogState>,
-    /// Tag figures (see docs/tags.md).
-    tags: TagFigures,
-}
-
-/// What `/v1/stats` and `/metrics` say about tags.
-struct TagFigures {
-    summary: magpie_engine::TagSummary,
-    tag_invalidations: u64,
-    prefix_invalidations: u64,
-    keys_invalidated: u64,
-    dead_reclaimed: u64,
-    /// Database 0's largest tags by members (the dashboard lists them).
-    largest: Vec<magpie_engine::TagSize>,
 }
 
 /// What `/v1/stats` and `/metrics` say about the append-only log.
@@ -106,14 +93,6 @@ impl Snapshot {
                 .iter()
                 .map(|&d| (d, shared.command_stats.read(d)))
                 .collect(),
-            tags: TagFigures {
-                summary: engine.tag_summary(),
-                tag_invalidations: engine.stats().tag_invalidations.load(Ordering::Relaxed),
-                prefix_invalidations: engine.stats().prefix_invalidations.load(Ordering::Relaxed),
-                keys_invalidated: engine.stats().keys_invalidated.load(Ordering::Relaxed),
-                dead_reclaimed: engine.stats().dead_reclaimed.load(Ordering::Relaxed),
-                largest: engine.largest_tags(0, 10),
-            },
             persistence: shared.persist.get().map(|p| LogState {
                 ok: p.is_ok(),
                 log_bytes: p.log_bytes(),
@@ -137,30 +116,7 @@ pub async fn stats(State(st): State<Arc<HttpState>>) -> Response<Body> {
         })
         .collect();
     let [r1, r2, r3, r4, r5] = s.http_responses;
-    let t = &s.tags;
-    let largest: Vec<serde_json::Value> = t
-        .largest
-        .iter()
-        .map(|x| {
-            json!({
-                "tag": String::from_utf8_lossy(&x.name),
-                "members": x.members,
-                "bytes": x.bytes,
-            })
-        })
-        .collect();
     let body = json!({
-        "tags": {
-            "tags": t.summary.tags,
-            "tag_invalidations": t.tag_invalidations,
-            "prefix_invalidations": t.prefix_invalidations,
-            "keys_invalidated": t.keys_invalidated,
-            "dead_entries_pending": t.summary.dead_pending,
-            "dead_entries_reclaimed": t.dead_reclaimed,
-            "prefix_invalidations_pending": t.summary.prefixes_pending,
-            "bytes": t.summary.bytes,
-            "largest": largest,
-        },
         "uptime_seconds": s.uptime_seconds,
         "keyspace": keyspace,
         "connected_clients": s.connected_clients,
@@ -361,58 +317,6 @@ pub async fn metrics(State(st): State<Arc<HttpState>>) -> Response<Body> {
         "Keys removed to stay under the memory limit (maxmemory).",
         &one(s.evicted_keys),
     );
-    for (name, kind, help, v) in [
-        (
-            "magpie_tags",
-            "gauge",
-            "Tags known (with members or dead entries pending).",
-            s.tags.summary.tags as u64,
-        ),
-        (
-            "magpie_tag_invalidations_total",
-            "counter",
-            "Tags invalidated (INVALIDATE TAG, per tag).",
-            s.tags.tag_invalidations,
-        ),
-        (
-            "magpie_prefix_invalidations_total",
-            "counter",
-            "Key prefixes invalidated (INVALIDATE PREFIX, per prefix).",
-            s.tags.prefix_invalidations,
-        ),
-        (
-            "magpie_keys_invalidated_total",
-            "counter",
-            "Keys killed by tag invalidations (TAG CARD at each call).",
-            s.tags.keys_invalidated,
-        ),
-        (
-            "magpie_dead_entries_pending",
-            "gauge",
-            "Entries invalidated through a tag and not yet reclaimed.",
-            s.tags.summary.dead_pending as u64,
-        ),
-        (
-            "magpie_dead_entries_reclaimed_total",
-            "counter",
-            "Invalidated entries removed by reads and the expiry cycle.",
-            s.tags.dead_reclaimed,
-        ),
-        (
-            "magpie_prefix_invalidations_pending",
-            "gauge",
-            "Prefix invalidations whose background pass has not finished.",
-            s.tags.summary.prefixes_pending as u64,
-        ),
-        (
-            "magpie_tag_bytes",
-            "gauge",
-            "Bytes of tag bookkeeping, counted in the memory limit.",
-            s.tags.summary.bytes as u64,
-        ),
-    ] {
-        family(&mut out, name, kind, help, &one(v));
-    }
     family(
         &mut out,
         "magpie_maxmemory_bytes",
