@@ -116,30 +116,18 @@ fn write_snapshot(engine: &Engine, path: &std::path::Path) -> io::Result<(u64, u
         // a key it repeats is written twice, and the later copy wins.
         let mut cursor = 0;
         loop {
-            // invalidated keys are not live: scan skips them, so only live
-            // keys and their tags are written
-            cursor = engine.scan_tagged(db, cursor, SNAPSHOT_STEP, 0, |key, v, tags| {
-                let m = if tags.is_empty() {
-                    Mutation::Set {
+            cursor = engine.scan(db, cursor, SNAPSHOT_STEP, 0, |key, v| {
+                encode(
+                    &Mutation::Set {
                         db,
                         key,
                         value: v.value,
                         flags: v.meta.flags,
                         expire_at: v.meta.expire_at,
                         cas: v.meta.cas,
-                    }
-                } else {
-                    Mutation::SetTagged {
-                        db,
-                        key,
-                        value: v.value,
-                        flags: v.meta.flags,
-                        expire_at: v.meta.expire_at,
-                        cas: v.meta.cas,
-                        tags,
-                    }
-                };
-                encode(&m, &mut buf);
+                    },
+                    &mut buf,
+                );
                 entries += 1;
             });
             if buf.len() >= 1 << 20 || cursor == 0 {

@@ -20,6 +20,7 @@
 //! ```
 
 mod activity;
+pub mod check;
 mod compact;
 pub mod files;
 pub mod record;
@@ -219,9 +220,6 @@ impl Persistence {
                 Ok(())
             },
         )?;
-        // invalidated keys replayed before their invalidation go first, so
-        // the count below is of expired keys only
-        engine.reclaim_all();
         let expired = engine.expire_cycle(magpie_engine::now_ms(), usize::MAX);
         // keys that died while the server was down are not expirations it saw
         engine
@@ -484,11 +482,7 @@ fn db_of(m: &Mutation<'_>) -> Option<usize> {
         Mutation::Set { db, .. }
         | Mutation::Del { db, .. }
         | Mutation::Expire { db, .. }
-        | Mutation::FlushDb { db }
-        | Mutation::SetTagged { db, .. }
-        | Mutation::SetTags { db, .. }
-        | Mutation::InvalidateTags { db, .. }
-        | Mutation::InvalidatePrefixes { db, .. } => Some(db),
+        | Mutation::FlushDb { db } => Some(db),
         Mutation::FlushAll => None,
     }
 }
@@ -506,15 +500,6 @@ pub struct CheckReport {
     pub expires: u64,
     /// FLUSHDB / FLUSHALL records in the log.
     pub flushes: u64,
-    /// Of the SET records, those of tagged keys.
-    pub tagged_sets: u64,
-    /// Tag changes of existing keys (TAG ADD / REMOVE) in the log.
-    pub tag_changes: u64,
-    /// Tag invalidation records in the log (one per call, however many
-    /// keys it killed).
-    pub tag_invalidations: u64,
-    /// Prefix invalidation records in the log.
-    pub prefix_invalidations: u64,
     /// True when a server held the directory's lock during the check.
     pub in_use: bool,
 }
@@ -563,18 +548,6 @@ impl fmt::Display for CheckReport {
             self.expires,
             self.flushes
         )?;
-        if self.tagged_sets + self.tag_changes + self.tag_invalidations + self.prefix_invalidations
-            > 0
-        {
-            writeln!(
-                f,
-                "tags: {} tagged set, {} tag change, {} tag invalidation, {} prefix invalidation",
-                self.tagged_sets,
-                self.tag_changes,
-                self.tag_invalidations,
-                self.prefix_invalidations
-            )?;
-        }
         for n in &w.notes {
             writeln!(f, "{n}")?;
         }
@@ -604,37 +577,17 @@ pub fn check(dir: &Path) -> io::Result<CheckReport> {
         ..CheckReport::default()
     };
     let (mut sets, mut dels, mut expires, mut flushes) = (0, 0, 0, 0);
-    let (mut tagged, mut changes, mut tag_inv, mut prefix_inv) = (0u64, 0, 0, 0);
     let w = walk(dir, Mode::Check, |m| {
         match m {
             Mutation::Set { .. } => sets += 1,
-            Mutation::SetTagged { .. } => {
-                sets += 1;
-                tagged += 1;
-            }
             Mutation::Del { .. } => dels += 1,
             Mutation::Expire { .. } => expires += 1,
             Mutation::FlushDb { .. } | Mutation::FlushAll => flushes += 1,
-            Mutation::SetTags { .. } => changes += 1,
-            Mutation::InvalidateTags { .. } => tag_inv += 1,
-            Mutation::InvalidatePrefixes { .. } => prefix_inv += 1,
         }
         Ok(())
     })?;
     // the walk counted snapshot entries as SETs too; report log records only
     r.sets = sets - w.snapshot_records;
-    // and of the tagged ones, those outside the snapshot
-    let mut snapshot_tagged = 0;
-    if let Some(n) = w.manifest.and_then(|m| m.snapshot) {
-        record::scan_file(&files::snapshot_path(dir, n), |m| {
-            snapshot_tagged += matches!(m, Mutation::SetTagged { .. }) as u64;
-            Ok(())
-        })?;
-    }
-    r.tagged_sets = tagged - snapshot_tagged.min(tagged);
-    r.tag_changes = changes;
-    r.tag_invalidations = tag_inv;
-    r.prefix_invalidations = prefix_inv;
     r.dels = dels;
     r.expires = expires;
     r.flushes = flushes;

@@ -11,22 +11,13 @@
 //! EXPIRE   3 | db u32 | at u64 | key
 //! FLUSHDB  4 | db u32
 //! FLUSHALL 5
-//! SETTAGGED 6 | db u32 | flags u32 | expire_at u64 | cas u64 | key_len u32 | tags_len u32 | key | tags | value
-//! SETTAGS  7 | db u32 | cas u64 | key_len u32 | key | tags
-//! INVTAGS  8 | db u32 | epoch u64 | tags
-//! INVPREFIX 9 | db u32 | epoch u64 | prefixes
 //! ```
-//!
-//! `tags` and `prefixes` are lists of byte strings, each `len u32 | bytes`
-//! ([`magpie_engine::TagList`]'s encoding). Types 6 to 9 came with tags;
-//! logs written before them hold only types 1 to 5, which decode as they
-//! always did.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
-use magpie_engine::{Mutation, TagList};
+use magpie_engine::Mutation;
 
 /// Bytes of the record header (length + CRC).
 pub const HEADER: usize = 8;
@@ -36,10 +27,6 @@ const T_DEL: u8 = 2;
 const T_EXPIRE: u8 = 3;
 const T_FLUSHDB: u8 = 4;
 const T_FLUSHALL: u8 = 5;
-const T_SET_TAGGED: u8 = 6;
-const T_SET_TAGS: u8 = 7;
-const T_INVALIDATE_TAGS: u8 = 8;
-const T_INVALIDATE_PREFIXES: u8 = 9;
 
 /// Largest payload a record may carry (the length field is a u32).
 pub const MAX_PAYLOAD: usize = u32::MAX as usize;
@@ -86,52 +73,6 @@ pub fn encode(m: &Mutation<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(&(db as u32).to_le_bytes());
         }
         Mutation::FlushAll => out.push(T_FLUSHALL),
-        Mutation::SetTagged {
-            db,
-            key,
-            value,
-            flags,
-            expire_at,
-            cas,
-            tags,
-        } => {
-            let tags = tags.encoded();
-            out.reserve(1 + 4 + 4 + 8 + 8 + 4 + 4 + key.len() + tags.len() + value.len());
-            out.push(T_SET_TAGGED);
-            out.extend_from_slice(&(db as u32).to_le_bytes());
-            out.extend_from_slice(&flags.to_le_bytes());
-            out.extend_from_slice(&expire_at.unwrap_or(0).to_le_bytes());
-            out.extend_from_slice(&cas.to_le_bytes());
-            out.extend_from_slice(&(key.len() as u32).to_le_bytes());
-            out.extend_from_slice(&(tags.len() as u32).to_le_bytes());
-            out.extend_from_slice(key);
-            out.extend_from_slice(tags);
-            out.extend_from_slice(value);
-        }
-        Mutation::SetTags { db, key, tags, cas } => {
-            out.push(T_SET_TAGS);
-            out.extend_from_slice(&(db as u32).to_le_bytes());
-            out.extend_from_slice(&cas.to_le_bytes());
-            out.extend_from_slice(&(key.len() as u32).to_le_bytes());
-            out.extend_from_slice(key);
-            out.extend_from_slice(tags.encoded());
-        }
-        Mutation::InvalidateTags { db, epoch, tags } => {
-            out.push(T_INVALIDATE_TAGS);
-            out.extend_from_slice(&(db as u32).to_le_bytes());
-            out.extend_from_slice(&epoch.to_le_bytes());
-            out.extend_from_slice(tags.encoded());
-        }
-        Mutation::InvalidatePrefixes {
-            db,
-            epoch,
-            prefixes,
-        } => {
-            out.push(T_INVALIDATE_PREFIXES);
-            out.extend_from_slice(&(db as u32).to_le_bytes());
-            out.extend_from_slice(&epoch.to_le_bytes());
-            out.extend_from_slice(prefixes.encoded());
-        }
     }
     let len = out.len() - start - HEADER;
     assert!(len <= MAX_PAYLOAD, "record payload too large");
@@ -177,45 +118,6 @@ pub fn decode(p: &[u8]) -> Option<Mutation<'_>> {
             db: db()?,
             at: expiry(u64_at(p, 5)?),
             key: p.get(13..)?,
-        }),
-        T_SET_TAGGED => {
-            let key_len = u32_at(p, 25)? as usize;
-            let tags_len = u32_at(p, 29)? as usize;
-            let key_end = 33usize.checked_add(key_len)?;
-            let tags_end = key_end.checked_add(tags_len)?;
-            let tags = TagList::from_encoded(p.get(key_end..tags_end)?)?;
-            if tags.is_empty() {
-                return None;
-            }
-            Some(Mutation::SetTagged {
-                db: db()?,
-                flags: u32_at(p, 5)?,
-                expire_at: expiry(u64_at(p, 9)?),
-                cas: u64_at(p, 17)?,
-                key: p.get(33..key_end)?,
-                tags,
-                value: &p[tags_end..],
-            })
-        }
-        T_SET_TAGS => {
-            let key_len = u32_at(p, 13)? as usize;
-            let key_end = 17usize.checked_add(key_len)?;
-            Some(Mutation::SetTags {
-                db: db()?,
-                cas: u64_at(p, 5)?,
-                key: p.get(17..key_end)?,
-                tags: TagList::from_encoded(p.get(key_end..)?)?,
-            })
-        }
-        T_INVALIDATE_TAGS => Some(Mutation::InvalidateTags {
-            db: db()?,
-            epoch: u64_at(p, 5)?,
-            tags: TagList::from_encoded(p.get(13..)?)?,
-        }),
-        T_INVALIDATE_PREFIXES => Some(Mutation::InvalidatePrefixes {
-            db: db()?,
-            epoch: u64_at(p, 5)?,
-            prefixes: TagList::from_encoded(p.get(13..)?)?,
         }),
         T_FLUSHDB if p.len() == 5 => Some(Mutation::FlushDb { db: db()? }),
         T_FLUSHALL if p.len() == 1 => Some(Mutation::FlushAll),
@@ -397,93 +299,7 @@ mod tests {
             },
             Mutation::FlushDb { db: 7 },
             Mutation::FlushAll,
-            Mutation::SetTagged {
-                db: 2,
-                key: b"get_items_in_cart::13:10:30",
-                value: b"[1,2]",
-                flags: 3,
-                expire_at: Some(5),
-                cas: 77,
-                tags: TagList::from_encoded(TWO_TAGS).unwrap(),
-            },
-            Mutation::SetTags {
-                db: 1,
-                key: b"k",
-                tags: TagList::from_encoded(TWO_TAGS).unwrap(),
-                cas: 78,
-            },
-            Mutation::SetTags {
-                db: 1,
-                key: b"k",
-                tags: TagList::EMPTY,
-                cas: 79,
-            },
-            Mutation::InvalidateTags {
-                db: 0,
-                epoch: 80,
-                tags: TagList::from_encoded(TWO_TAGS).unwrap(),
-            },
-            Mutation::InvalidatePrefixes {
-                db: 0,
-                epoch: 81,
-                prefixes: TagList::from_encoded(TWO_TAGS).unwrap(),
-            },
         ]
-    }
-
-    /// `cart:13` and the empty string, encoded.
-    const TWO_TAGS: &[u8] = b"\x07\0\0\0cart:13\0\0\0\0";
-
-    #[test]
-    fn records_written_before_tags_still_decode() {
-        // bytes of a SET and a DEL as the first format wrote them
-        let set = b"\x01\x03\0\0\0\x09\0\0\0\0\0\0\0\0\0\0\0\x2a\0\0\0\0\0\0\0\x01\0\0\0kvalue";
-        assert_eq!(
-            decode(set),
-            Some(Mutation::Set {
-                db: 3,
-                key: b"k",
-                value: b"value",
-                flags: 9,
-                expire_at: None,
-                cas: 42
-            })
-        );
-        assert_eq!(
-            decode(b"\x02\x01\0\0\0gone"),
-            Some(Mutation::Del {
-                db: 1,
-                key: b"gone"
-            })
-        );
-    }
-
-    #[test]
-    fn damaged_tag_lists_do_not_decode() {
-        for m in all_kinds().into_iter().skip(7) {
-            let mut buf = Vec::new();
-            encode(&m, &mut buf);
-            let p = &buf[HEADER..];
-            assert_eq!(decode(p), Some(m));
-            // a cut inside a string of the list never decodes; one between
-            // strings is a shorter list (the CRC, not the payload, catches
-            // such damage in a file)
-            fn tags_of<'a>(m: &Mutation<'a>) -> TagList<'a> {
-                match *m {
-                    Mutation::SetTagged { tags, .. } | Mutation::SetTags { tags, .. } => tags,
-                    Mutation::InvalidateTags { tags, .. } => tags,
-                    Mutation::InvalidatePrefixes { prefixes, .. } => prefixes,
-                    _ => unreachable!(),
-                }
-            }
-            let full = tags_of(&m).encoded().to_vec();
-            for cut in 1..p.len() {
-                if let Some(d) = decode(&p[..cut]) {
-                    let got = tags_of(&d).encoded();
-                    assert!(full.starts_with(got), "{m:?} cut at {cut}");
-                }
-            }
-        }
     }
 
     #[test]

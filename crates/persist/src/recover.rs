@@ -90,7 +90,7 @@ pub fn walk(
     if let Some(n) = manifest.snapshot {
         let path = snapshot_path(dir, n);
         let scan = scan_file(&path, |m| match m {
-            Mutation::Set { .. } | Mutation::SetTagged { .. } => apply(m),
+            Mutation::Set { .. } => apply(m),
             _ => Err(invalid(format!(
                 "{}: snapshot holds a non-SET record",
                 path.display()
