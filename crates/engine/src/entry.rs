@@ -15,8 +15,6 @@
 //! 17      8     expire_at   (u64 ms since the Unix epoch)   if EXPIRE
 //! ..      4     flags       (u32 client flags, memcached)   if FLAGS
 //! ..      4     key_len     (u32, keys over 255 bytes)      if LONG_KEY
-//! ..      8     epoch       (u64, see crate::tags)          if EPOCH
-//! ..      2+4t  tags        (u16 count t, then t u32 ids)   if TAGS
 //! ..      n     key
 //! ..      m     value
 //! ```
@@ -40,16 +38,9 @@
 //! read (memcached's `ITEM_FETCHED`, reported by the meta `h` flag). It adds
 //! no field and no byte; every write that makes a new version starts it
 //! cleared, metadata-only changes (expiry, flags) keep it, and it is not
-//! persisted. Later features add further optional fields behind new
-//! `present` bits, so keys that do not use them pay nothing.
-//!
-//! Tags (see `crate::tags`) are two such fields. TAGS holds the key's tags
-//! as ids into its database's tag registry, ascending: 2 + 4 bytes per tag
-//! (at most 6 bytes per tag for one tag, 4.x for more). EPOCH is the rare
-//! explicit invalidation epoch of a version whose CAS was chosen by the
-//! client below the database's last invalidation; without it a version's
-//! epoch is its CAS. An untagged key written with an automatic CAS has
-//! neither bit and pays nothing.
+//! persisted. Later features (tags, eviction metadata)
+//! add further optional fields behind new `present` bits, so keys that do not
+//! use them pay nothing.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::ptr::NonNull;
@@ -64,12 +55,8 @@ const HAS_EXPIRE: u8 = 1;
 const HAS_FLAGS: u8 = 2;
 /// Not an optional field: set once a memcached retrieval read this version.
 const FETCHED: u8 = 4;
-/// The key is longer than 255 bytes: its length follows the expiry and flags.
+/// The key is longer than 255 bytes: its length is the last optional field.
 const LONG_KEY: u8 = 8;
-/// An explicit invalidation epoch follows the long key length.
-const HAS_EPOCH: u8 = 0x40;
-/// The key's tag ids follow the epoch.
-const HAS_TAGS: u8 = 0x80;
 
 /// Longest key whose length fits the header's key_len byte.
 const SHORT_KEY_MAX: usize = u8::MAX as usize;
@@ -86,16 +73,6 @@ pub const MAX_PART_LEN: usize = u32::MAX as usize;
 /// handles the wrap the same way; Redis's is one second short after a wrap).
 pub(crate) fn idle_secs(last: u32, now: u32) -> u32 {
     now.wrapping_sub(last) & CLOCK_MASK
-}
-
-/// The optional fields the tag feature adds to an entry (see the module
-/// docs): kept apart from [`Meta`] so untagged code paths never see them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Extras<'a> {
-    /// Explicit invalidation epoch (None: the epoch is the CAS).
-    pub epoch: Option<u64>,
-    /// Tag ids, ascending, without repeats (at most u16::MAX).
-    pub tags: &'a [u32],
 }
 
 /// Owned, compact storage for one key (see the module docs for the layout).
@@ -125,7 +102,6 @@ impl Entry {
     ///
     /// Panics if the key or the total value length exceeds [`MAX_PART_LEN`];
     /// callers enforce much smaller configured limits first.
-    #[cfg(test)]
     pub(crate) fn build(key: &[u8], parts: &[&[u8]], meta: Meta, clock: u32) -> Entry {
         let value_len: usize = parts.iter().map(|p| p.len()).sum();
         Self::build_with(key, value_len, meta, clock, |dst| {
@@ -146,22 +122,7 @@ impl Entry {
         clock: u32,
         fill: impl FnOnce(&mut [u8]),
     ) -> Entry {
-        Self::build_extra(key, value_len, meta, clock, Extras::default(), fill)
-    }
-
-    /// [`Entry::build_with`] with the tag feature's optional fields
-    /// (always inlined, so the untagged callers' constant extras fold away).
-    #[inline(always)]
-    pub(crate) fn build_extra(
-        key: &[u8],
-        value_len: usize,
-        meta: Meta,
-        clock: u32,
-        extras: Extras<'_>,
-        fill: impl FnOnce(&mut [u8]),
-    ) -> Entry {
         assert!(key.len() <= MAX_PART_LEN && value_len <= MAX_PART_LEN);
-        assert!(extras.tags.len() <= u16::MAX as usize);
         let mut present = 0u8;
         let mut opt = 0;
         if meta.expire_at.is_some() {
@@ -176,14 +137,6 @@ impl Entry {
         if long_key {
             present |= LONG_KEY;
             opt += 4;
-        }
-        if extras.epoch.is_some() {
-            present |= HAS_EPOCH;
-            opt += 8;
-        }
-        if !extras.tags.is_empty() {
-            present |= HAS_TAGS;
-            opt += 2 + 4 * extras.tags.len();
         }
         let size = HEADER + opt + key.len() + value_len;
         let layout = Layout::from_size_align(size, 1).expect("entry layout");
@@ -213,18 +166,6 @@ impl Entry {
             buf[at..at + 4].copy_from_slice(&(key.len() as u32).to_le_bytes());
             at += 4;
         }
-        if let Some(epoch) = extras.epoch {
-            buf[at..at + 8].copy_from_slice(&epoch.to_le_bytes());
-            at += 8;
-        }
-        if !extras.tags.is_empty() {
-            buf[at..at + 2].copy_from_slice(&(extras.tags.len() as u16).to_le_bytes());
-            at += 2;
-            for id in extras.tags {
-                buf[at..at + 4].copy_from_slice(&id.to_le_bytes());
-                at += 4;
-            }
-        }
         buf[at..at + key.len()].copy_from_slice(key);
         at += key.len();
         let value = &mut buf[at..];
@@ -233,65 +174,29 @@ impl Entry {
         Entry { ptr }
     }
 
-    #[inline]
     fn header(&self) -> &[u8; HEADER] {
         // SAFETY: every entry starts with HEADER initialised bytes.
         unsafe { &*(self.ptr.as_ptr() as *const [u8; HEADER]) }
     }
 
-    #[inline]
     fn present(&self) -> u8 {
         self.header()[PRESENT_AT]
     }
 
     /// Bytes of the optional fields in use, between the header and the key.
-    #[inline]
     fn opt_len(&self) -> usize {
         let p = self.present();
-        let base = Self::base_opt_len(p);
-        if p & (HAS_EPOCH | HAS_TAGS) == 0 {
-            return base;
-        }
-        base + self.extra_len(p, base)
-    }
-
-    /// Bytes of the expiry, flags and long key length fields.
-    #[inline]
-    fn base_opt_len(p: u8) -> usize {
         (if p & HAS_EXPIRE != 0 { 8 } else { 0 })
             + (if p & HAS_FLAGS != 0 { 4 } else { 0 })
             + (if p & LONG_KEY != 0 { 4 } else { 0 })
     }
 
-    /// Bytes of the epoch and tags fields, which start at HEADER + `base`.
-    #[cold]
-    fn extra_len(&self, p: u8, base: usize) -> usize {
-        let mut len = 0;
-        if p & HAS_EPOCH != 0 {
-            len += 8;
-        }
-        if p & HAS_TAGS != 0 {
-            len += 2 + 4 * self.tag_count_at(HEADER + base + len);
-        }
-        len
-    }
-
-    /// The tag count stored at byte `at` of the allocation.
-    fn tag_count_at(&self, at: usize) -> usize {
-        // SAFETY: a HAS_TAGS entry holds the 2 count bytes at `at` (written
-        // by build_extra); read without a slice of the whole entry, whose
-        // size depends on this count.
-        let bytes = unsafe { *(self.ptr.as_ptr().add(at) as *const [u8; 2]) };
-        u16::from_le_bytes(bytes) as usize
-    }
-
-    #[inline]
     fn key_len(&self) -> usize {
         if self.present() & LONG_KEY == 0 {
             return self.header()[KEY_LEN_AT] as usize;
         }
-        // the long length follows the expiry and flags
-        let at = HEADER + Self::base_opt_len(self.present()) - 4;
+        // the long length is the last optional field, just before the key
+        let at = HEADER + self.opt_len() - 4;
         // SAFETY: a LONG_KEY entry holds the 4 bytes at `at` (written by
         // build_with); read them without forming a slice of the whole entry,
         // whose size depends on this very length.
@@ -299,7 +204,6 @@ impl Entry {
         u32::from_le_bytes(bytes) as usize
     }
 
-    #[inline]
     fn value_len(&self) -> usize {
         let h = self.header();
         u32::from_le_bytes(h[VALUE_LEN_AT..VALUE_LEN_AT + 4].try_into().unwrap()) as usize
@@ -355,12 +259,10 @@ impl Entry {
     }
 
     /// Total bytes of the allocation (what the entry costs beyond its table slot).
-    #[inline]
     pub(crate) fn alloc_size(&self) -> usize {
         HEADER + self.opt_len() + self.key_len() + self.value_len()
     }
 
-    #[inline]
     fn bytes(&self) -> &[u8] {
         // SAFETY: the allocation is alloc_size() bytes, all initialised.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.alloc_size()) }
@@ -392,20 +294,14 @@ impl Entry {
         u32::from_le_bytes(self.bytes()[at..at + 4].try_into().unwrap())
     }
 
-    #[inline]
     pub(crate) fn key(&self) -> &[u8] {
         let at = HEADER + self.opt_len();
-        // SAFETY: the key's `key_len` bytes start at `at`, inside the
-        // allocation (written by build_extra).
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(at), self.key_len()) }
+        &self.bytes()[at..at + self.key_len()]
     }
 
-    #[inline]
     pub(crate) fn value(&self) -> &[u8] {
         let at = HEADER + self.opt_len() + self.key_len();
-        // SAFETY: the value's `value_len` bytes start at `at` and end the
-        // allocation (written by build_extra).
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(at), self.value_len()) }
+        &self.bytes()[at..]
     }
 
     /// All non-key, non-value fields.
@@ -417,113 +313,9 @@ impl Entry {
         }
     }
 
-    /// True when the entry carries tags or an explicit epoch: the only
-    /// entries whose liveness depends on tag invalidations.
-    #[inline]
-    pub(crate) fn has_extras(&self) -> bool {
-        self.present() & (HAS_EPOCH | HAS_TAGS) != 0
-    }
-
-    /// The entry's tag ids, ascending (empty for an untagged entry).
-    pub(crate) fn tag_ids(&self) -> TagIds<'_> {
-        let p = self.present();
-        if p & HAS_TAGS == 0 {
-            return TagIds(&[]);
-        }
-        let mut at = HEADER + Self::base_opt_len(p);
-        if p & HAS_EPOCH != 0 {
-            at += 8;
-        }
-        let n = self.tag_count_at(at);
-        TagIds(&self.bytes()[at + 2..at + 2 + 4 * n])
-    }
-
-    /// The explicit epoch, if the entry has one.
-    pub(crate) fn explicit_epoch(&self) -> Option<u64> {
-        let p = self.present();
-        if p & HAS_EPOCH == 0 {
-            return None;
-        }
-        let at = HEADER + Self::base_opt_len(p);
-        Some(u64::from_le_bytes(
-            self.bytes()[at..at + 8].try_into().unwrap(),
-        ))
-    }
-
-    /// The invalidation epoch of this version: an invalidation taken at a
-    /// later epoch kills it (see `crate::tags`).
-    pub(crate) fn epoch(&self) -> u64 {
-        self.explicit_epoch().unwrap_or_else(|| self.cas())
-    }
-
-    /// A copy of this entry with new metadata and extras, keeping key,
-    /// value, last access time and fetched state.
-    pub(crate) fn rebuilt(&self, meta: Meta, extras: Extras<'_>) -> Entry {
-        let value = self.value();
-        let mut e = Entry::build_extra(
-            self.key(),
-            value.len(),
-            meta,
-            self.last_access(),
-            extras,
-            |d| d.copy_from_slice(value),
-        );
-        if self.fetched() {
-            e.mark_fetched();
-        }
-        e
-    }
-
     /// True when the entry has expired at time `now` (ms).
     pub(crate) fn is_expired(&self, now: u64) -> bool {
         matches!(self.expire_at(), Some(t) if t <= now)
-    }
-}
-
-/// The tag ids of an entry, as stored (4 bytes each, little endian).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct TagIds<'a>(&'a [u8]);
-
-impl TagIds<'_> {
-    /// Number of tags.
-    pub(crate) fn len(&self) -> usize {
-        self.0.len() / 4
-    }
-
-    /// True for an untagged entry.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Tag id `i`.
-    pub(crate) fn get(&self, i: usize) -> u32 {
-        u32::from_le_bytes(self.0[4 * i..4 * i + 4].try_into().unwrap())
-    }
-
-    /// The ids, ascending.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        self.0
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
-    }
-
-    /// True when the entry carries tag `id`.
-    pub(crate) fn contains(&self, id: u32) -> bool {
-        let (mut lo, mut hi) = (0, self.len());
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            match self.get(mid).cmp(&id) {
-                std::cmp::Ordering::Equal => return true,
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-            }
-        }
-        false
-    }
-
-    /// The ids as a vector.
-    pub(crate) fn to_vec(self) -> Vec<u32> {
-        self.iter().collect()
     }
 }
 
@@ -672,71 +464,6 @@ mod tests {
         let e = Entry::build(&[b'k'; 15], &[&[b'v'; 32]], Meta::default(), CLOCK);
         assert_eq!(e.alloc_size(), 64);
         assert_eq!(HEADER, 17, "the header must not grow");
-    }
-
-    #[test]
-    fn tags_and_epoch_round_trip_beside_every_other_field() {
-        for key_len in [0, 14, 255, 256, 300] {
-            let key: Vec<u8> = (0..key_len).map(|i| (i % 251) as u8).collect();
-            for expire_at in [None, Some(1_700_000_000_123)] {
-                for flags in [0, 9] {
-                    for epoch in [None, Some(77)] {
-                        for tags in [&[][..], &[3][..], &[1, 5, 9, u32::MAX][..]] {
-                            let meta = Meta {
-                                cas: 42,
-                                expire_at,
-                                flags,
-                            };
-                            let x = Extras { epoch, tags };
-                            let e = Entry::build_extra(&key, 5, meta, CLOCK, x, |d| {
-                                d.copy_from_slice(b"hello")
-                            });
-                            assert_eq!(e.key(), &key[..]);
-                            assert_eq!(e.value(), b"hello");
-                            assert_eq!(e.meta(), meta);
-                            assert_eq!(e.tag_ids().to_vec(), tags);
-                            assert_eq!(e.explicit_epoch(), epoch);
-                            assert_eq!(e.epoch(), epoch.unwrap_or(42));
-                            assert_eq!(e.has_extras(), epoch.is_some() || !tags.is_empty());
-                            for &t in tags {
-                                assert!(e.tag_ids().contains(t));
-                            }
-                            assert!(!e.tag_ids().contains(4));
-                            let opt = 8 * expire_at.is_some() as usize
-                                + 4 * (flags != 0) as usize
-                                + 4 * (key_len > 255) as usize
-                                + 8 * epoch.is_some() as usize
-                                + if tags.is_empty() {
-                                    0
-                                } else {
-                                    2 + 4 * tags.len()
-                                };
-                            assert_eq!(e.alloc_size(), HEADER + opt + key_len + 5);
-                            let mut f = e.rebuilt(Meta { cas: 43, ..meta }, x);
-                            f.mark_fetched();
-                            let g = f.rebuilt(meta, Extras::default());
-                            assert!(g.fetched());
-                            assert_eq!((g.key(), g.value()), (&key[..], &b"hello"[..]));
-                            assert!(g.tag_ids().is_empty() && !g.has_extras());
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn a_tag_costs_at_most_8_bytes() {
-        let plain = Entry::build(&[b'k'; 15], &[&[b'v'; 32]], Meta::default(), CLOCK).alloc_size();
-        for n in 1..=64u32 {
-            let tags: Vec<u32> = (0..n).collect();
-            let x = Extras {
-                epoch: None,
-                tags: &tags,
-            };
-            let e = Entry::build_extra(&[b'k'; 15], 32, Meta::default(), CLOCK, x, |_| {});
-            assert!(e.alloc_size() - plain <= 8 * n as usize);
-        }
     }
 
     #[test]

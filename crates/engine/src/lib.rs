@@ -24,7 +24,6 @@ mod entry;
 mod evict;
 pub mod glob;
 mod shard;
-pub mod tags;
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -34,14 +33,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use foldhash::fast::RandomState;
 use parking_lot::{Mutex, MutexGuard};
 
-use entry::{idle_secs, Entry, Extras};
+use entry::{idle_secs, Entry};
 pub use entry::{Meta, MAX_PART_LEN};
 pub use evict::{
     EvictionPolicy, MemoryLimit, OutOfMemory, DEFAULT_SAMPLES, MAX_EVICTIONS_PER_CALL, MAX_SAMPLES,
 };
 use shard::Shard;
-pub use tags::{encode_tag_list, TagError, TagLimits, TagList, TagSize, TagSummary};
-use tags::{Invalidations, Registry, ShardsLocked};
 
 /// Current wall-clock time in ms since the Unix epoch: the unit of every
 /// expiry the engine stores.
@@ -129,14 +126,6 @@ pub struct EngineStats {
     pub expired_keys: AtomicU64,
     /// Keys removed to stay under the memory limit ([`Engine::make_room`]).
     pub evicted_keys: AtomicU64,
-    /// Tag invalidations that killed at least one key ([`Engine::invalidate_tags`]).
-    pub tag_invalidations: AtomicU64,
-    /// Prefix invalidations ([`Engine::invalidate_prefixes`]).
-    pub prefix_invalidations: AtomicU64,
-    /// Keys killed by tag invalidations (TAG CARD at each call).
-    pub keys_invalidated: AtomicU64,
-    /// Dead (invalidated) entries removed, by reads or the expiry cycle.
-    pub dead_reclaimed: AtomicU64,
 }
 
 /// Per-database figures for INFO keyspace.
@@ -155,9 +144,6 @@ pub struct MemoryInfo {
     pub entries: usize,
     /// Bytes of hash-table buckets.
     pub tables: usize,
-    /// Bytes of tag bookkeeping (registries, member indexes, pending
-    /// invalidations).
-    pub tags: usize,
 }
 
 /// One change to the keyspace, as handed to a [`MutationSink`]: enough to
@@ -204,56 +190,6 @@ pub enum Mutation<'a> {
     },
     /// Every database was emptied.
     FlushAll,
-    /// Like [`Mutation::Set`], for a key that carries tags: the new
-    /// version holds exactly `tags` (a write that keeps the key's tags, such
-    /// as APPEND on a tagged key, records them again).
-    SetTagged {
-        /// Database index.
-        db: usize,
-        /// The key.
-        key: &'a [u8],
-        /// The whole new value.
-        value: &'a [u8],
-        /// Client flags.
-        flags: u32,
-        /// Absolute expiry in ms, if any.
-        expire_at: Option<u64>,
-        /// CAS of the new version.
-        cas: u64,
-        /// The key's tags (not empty).
-        tags: TagList<'a>,
-    },
-    /// The tags of an existing `key` became exactly `tags` (TAG ADD /
-    /// REMOVE), value, flags and expiry kept, in a new version `cas`.
-    SetTags {
-        /// Database index.
-        db: usize,
-        /// The key.
-        key: &'a [u8],
-        /// The key's tags now (may be empty).
-        tags: TagList<'a>,
-        /// CAS of the new version.
-        cas: u64,
-    },
-    /// Every key of `db` written with one of `tags` before `epoch` died.
-    InvalidateTags {
-        /// Database index.
-        db: usize,
-        /// The invalidation's epoch (from the CAS counter).
-        epoch: u64,
-        /// The tags invalidated.
-        tags: TagList<'a>,
-    },
-    /// Every key of `db` starting with one of `prefixes` written before
-    /// `epoch` died.
-    InvalidatePrefixes {
-        /// Database index.
-        db: usize,
-        /// The invalidation's epoch (from the CAS counter).
-        epoch: u64,
-        /// The key prefixes invalidated.
-        prefixes: TagList<'a>,
-    },
 }
 
 /// Receives every [`Mutation`] as it is applied. Called while the shard
@@ -275,92 +211,6 @@ struct Db {
     /// The engine's sum over every database, shared by all of them (so a
     /// guard reaches both counts through its database).
     all_used: Arc<AtomicUsize>,
-    /// Tag names, ids and indexes. Lock after the shard locks, never before.
-    tags: Mutex<Registry>,
-    /// The database's invalidation epochs (see [`ShardsLocked`]).
-    inv: ShardsLocked<Invalidations>,
-}
-
-impl Db {
-    /// Adds a change of bytes to this database's count and the engine's.
-    fn account(&self, before: usize, after: usize) {
-        if after > before {
-            self.used.fetch_add(after - before, Ordering::Relaxed);
-            self.all_used.fetch_add(after - before, Ordering::Relaxed);
-        } else if after < before {
-            self.used.fetch_sub(before - after, Ordering::Relaxed);
-            self.all_used.fetch_sub(before - after, Ordering::Relaxed);
-        }
-    }
-
-    /// Locks the tag registry for a change; its change of bytes is
-    /// accounted when the guard goes.
-    fn registry(&self) -> RegistryGuard<'_> {
-        let guard = self.tags.lock();
-        RegistryGuard {
-            before: guard.bytes(),
-            guard,
-            db: self,
-        }
-    }
-
-    /// The invalidation epochs.
-    ///
-    /// # Safety
-    /// The caller holds one of this database's shard locks for as long as
-    /// the reference lives.
-    unsafe fn inv(&self) -> &Invalidations {
-        self.inv.get()
-    }
-
-    /// Tells the registry about the tagged entries that left `shard`
-    /// (whose lock the caller holds).
-    #[cold]
-    #[inline(never)]
-    fn settle(&self, shard: &mut Shard) {
-        if shard.departed.is_empty() {
-            return;
-        }
-        let mut reg = self.registry();
-        self.settle_into(&mut reg, shard);
-    }
-
-    /// [`Db::settle`] with the registry already locked.
-    fn settle_into(&self, reg: &mut Registry, shard: &mut Shard) {
-        // SAFETY: the caller holds `shard`'s lock.
-        let inv = unsafe { self.inv.get() };
-        for (hash, e) in shard.departed.drain(..) {
-            reg.depart(inv, hash, &e);
-        }
-    }
-}
-
-/// A lock of a database's tag registry that accounts the change of its
-/// bytes when dropped.
-struct RegistryGuard<'a> {
-    guard: MutexGuard<'a, Registry>,
-    before: usize,
-    db: &'a Db,
-}
-
-impl std::ops::Deref for RegistryGuard<'_> {
-    type Target = Registry;
-    fn deref(&self) -> &Registry {
-        &self.guard
-    }
-}
-
-impl std::ops::DerefMut for RegistryGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Registry {
-        &mut self.guard
-    }
-}
-
-impl Drop for RegistryGuard<'_> {
-    fn drop(&mut self) {
-        self.guard.forget_unused();
-        self.db.account(self.before, self.guard.bytes());
-    }
 }
 
 /// A shard lock that accounts the shard's change of bytes, in its
@@ -387,9 +237,6 @@ impl std::ops::DerefMut for ShardGuard<'_> {
 impl Drop for ShardGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        if !self.guard.departed.is_empty() {
-            self.db.settle(&mut self.guard);
-        }
         let after = self.guard.footprint();
         if after > self.before {
             let grew = after - self.before;
@@ -451,10 +298,6 @@ pub struct Engine {
     /// Sum of every database's `used`: what the memory limit reads, in one
     /// load per command.
     used: Arc<AtomicUsize>,
-    /// [`TagLimits::max_tags_per_key`].
-    max_tags_per_key: AtomicUsize,
-    /// [`TagLimits::max_tag_len`].
-    max_tag_len: AtomicUsize,
 }
 
 impl Engine {
@@ -467,8 +310,6 @@ impl Engine {
                 shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
                 used: AtomicUsize::new(0),
                 all_used: used.clone(),
-                tags: Mutex::new(Registry::default()),
-                inv: ShardsLocked::default(),
             })
             .collect();
         Engine {
@@ -486,8 +327,6 @@ impl Engine {
             samples: AtomicUsize::new(DEFAULT_SAMPLES),
             rng: AtomicU64::new(0),
             used,
-            max_tags_per_key: AtomicUsize::new(tags::DEFAULT_MAX_TAGS_PER_KEY),
-            max_tag_len: AtomicUsize::new(tags::DEFAULT_MAX_TAG_LEN),
         }
     }
 
@@ -534,68 +373,23 @@ impl Engine {
                 flags,
                 expire_at,
                 cas,
-            } => self.replay_set(db, key, value, flags, expire_at, cas, TagList::EMPTY),
-            Mutation::SetTagged {
-                db,
-                key,
-                value,
-                flags,
-                expire_at,
-                cas,
-                tags,
-            } => self.replay_set(db, key, value, flags, expire_at, cas, tags),
-            Mutation::SetTags { db, key, tags, cas } => {
+            } => {
+                let hash = self.hash(key);
+                let meta = Meta {
+                    cas,
+                    expire_at,
+                    flags,
+                };
                 self.next_cas
                     .fetch_max(cas.saturating_add(1), Ordering::Relaxed);
-                let hash = self.hash(key);
-                let mut shard = self.lock(db, self.shard_of(hash));
-                let d = &self.dbs[db];
-                let Some(old) = shard.peek(hash, key, 0) else {
-                    return;
-                };
-                let meta = Meta { cas, ..old.meta() };
-                let mut reg = d.registry();
-                d.settle_into(&mut reg, &mut shard);
-                let mut ids: Vec<u32> = tags.iter().map(|t| reg.intern(t)).collect();
-                ids.sort_unstable();
-                ids.dedup();
-                // SAFETY: `shard` is locked for the rest of this call.
-                let inv = unsafe { d.inv() };
-                let old = shard.peek(hash, key, 0).expect("still there");
-                let entry = old.rebuilt(
-                    meta,
-                    Extras {
-                        epoch: inv.epoch_for(cas),
-                        tags: &ids,
-                    },
-                );
-                if let Some(old) = shard.insert(&self.hasher, hash, entry) {
-                    reg.depart(inv, hash, &old);
-                }
-                reg.arrive(hash, ids.iter().copied());
-            }
-            Mutation::InvalidateTags { db, epoch, tags } => {
-                self.next_cas
-                    .fetch_max(epoch.saturating_add(1), Ordering::Relaxed);
-                let mut guards = self.lock_all(db);
-                self.invalidate_locked(db, &mut guards, tags, epoch, true);
-            }
-            Mutation::InvalidatePrefixes {
-                db,
-                epoch,
-                prefixes,
-            } => {
-                self.next_cas
-                    .fetch_max(epoch.saturating_add(1), Ordering::Relaxed);
-                let mut guards = self.lock_all(db);
-                self.invalidate_prefixes_locked(db, &mut guards, prefixes, epoch);
+                let clock = self.clock.0.load(Ordering::Relaxed);
+                let entry = Entry::build(key, &[value], meta, clock);
+                self.lock(db, self.shard_of(hash))
+                    .insert(&self.hasher, hash, entry);
             }
             Mutation::Del { db, key } => {
                 let hash = self.hash(key);
-                let mut shard = self.lock(db, self.shard_of(hash));
-                if let Some(old) = shard.remove(hash, key) {
-                    shard.depart(hash, old);
-                }
+                self.lock(db, self.shard_of(hash)).remove(hash, key);
             }
             Mutation::Expire { db, key, at } => {
                 let hash = self.hash(key);
@@ -603,101 +397,25 @@ impl Engine {
                     .update_meta(&self.hasher, hash, key, |m| Meta { expire_at: at, ..m });
             }
             Mutation::FlushDb { db } => {
-                let mut guards = self.lock_all(db);
-                self.clear_locked(db, &mut guards);
+                for i in 0..self.shards() {
+                    self.lock(db, i).clear();
+                }
             }
             Mutation::FlushAll => {
                 for db in 0..self.dbs.len() {
-                    let mut guards = self.lock_all(db);
-                    self.clear_locked(db, &mut guards);
+                    for i in 0..self.shards() {
+                        self.lock(db, i).clear();
+                    }
                 }
             }
         }
     }
 
-    /// [`Engine::replay`] of a Set or SetTagged record.
-    #[allow(clippy::too_many_arguments)]
-    fn replay_set(
-        &self,
-        db: usize,
-        key: &[u8],
-        value: &[u8],
-        flags: u32,
-        expire_at: Option<u64>,
-        cas: u64,
-        tags: TagList<'_>,
-    ) {
-        let hash = self.hash(key);
-        let meta = Meta {
-            cas,
-            expire_at,
-            flags,
-        };
-        self.next_cas
-            .fetch_max(cas.saturating_add(1), Ordering::Relaxed);
-        let clock = self.clock.0.load(Ordering::Relaxed);
-        let d = &self.dbs[db];
-        let mut shard = self.lock(db, self.shard_of(hash));
-        // SAFETY: `shard` is locked.
-        let epoch = unsafe { d.inv() }.epoch_for(cas);
-        if tags.is_empty() {
-            let extras = Extras { epoch, tags: &[] };
-            let entry = Entry::build_extra(key, value.len(), meta, clock, extras, |d| {
-                d.copy_from_slice(value)
-            });
-            if let Some(old) = shard.insert(&self.hasher, hash, entry) {
-                shard.depart(hash, old);
-            }
-            return;
-        }
-        let mut reg = d.registry();
-        d.settle_into(&mut reg, &mut shard);
-        let mut ids: Vec<u32> = tags.iter().map(|t| reg.intern(t)).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let extras = Extras { epoch, tags: &ids };
-        let entry = Entry::build_extra(key, value.len(), meta, clock, extras, |d| {
-            d.copy_from_slice(value)
-        });
-        // SAFETY: `shard` is locked for the rest of this call.
-        let inv = unsafe { d.inv() };
-        if let Some(old) = shard.insert(&self.hasher, hash, entry) {
-            reg.depart(inv, hash, &old);
-        }
-        reg.arrive(hash, ids.iter().copied());
-    }
-
-    /// Every shard lock of `db`, in ascending order.
-    fn lock_all(&self, db: usize) -> Vec<ShardGuard<'_>> {
-        (0..self.shards()).map(|i| self.lock(db, i)).collect()
-    }
-
-    /// Empties `db`, whose every shard lock is in `guards`.
-    fn clear_locked(&self, db: usize, guards: &mut [ShardGuard<'_>]) {
-        for g in guards.iter_mut() {
-            g.clear();
-        }
-        let d = &self.dbs[db];
-        // SAFETY: `guards` holds every shard lock of `db`.
-        let inv = unsafe { d.inv.get_mut() };
-        *inv = Invalidations::default();
-        let mut reg = d.registry();
-        *reg.guard = Registry::default();
-    }
-
     /// Calls `f` with every entry of shard `shard` of database `db`, expired
     /// or not, holding only that shard's lock for the duration (snapshots
     /// walk the keyspace one shard at a time while writes go on elsewhere).
-    /// Invalidated entries not yet reclaimed are not visited.
     pub fn visit_shard(&self, db: usize, shard: usize, mut f: impl FnMut(&[u8], View<'_>)) {
-        let d = &self.dbs[db];
-        let s = d.shards[shard].lock();
-        // SAFETY: `s` is locked for the rest of this call.
-        let inv = unsafe { d.inv() };
-        s.for_each_live(0, |e| {
-            if s.watch && inv.is_dead(e) {
-                return;
-            }
+        self.dbs[db].shards[shard].lock().for_each_live(0, |e| {
             f(
                 e.key(),
                 View {
@@ -830,7 +548,6 @@ impl Engine {
             m.entries += s.bytes();
             m.tables += s.table_bytes();
         }
-        m.tags = self.dbs[db].tags.lock().bytes();
         m
     }
 
@@ -843,13 +560,12 @@ impl Engine {
                 m.entries += s.bytes();
                 m.tables += s.table_bytes();
             }
-            m.tags += db.tags.lock().bytes();
         }
         m
     }
 
-    /// Bytes of entries, tables and tag bookkeeping across all databases,
-    /// as the memory limit counts them: the same sum as [`Engine::memory`], kept as
+    /// Bytes of entries and tables across all databases, as the memory
+    /// limit counts them: the same sum as [`Engine::memory`], kept as
     /// shards change, so reading it takes no lock.
     pub fn used_memory(&self) -> usize {
         self.used.load(Ordering::Relaxed)
@@ -967,10 +683,6 @@ impl Engine {
                     }
                     self.stats.evicted_keys.fetch_add(1, Ordering::Relaxed);
                 }
-                if old.has_extras() {
-                    let hash = self.hash(old.key());
-                    shard.depart(hash, old);
-                }
                 return true;
             }
         }
@@ -981,23 +693,27 @@ impl Engine {
     /// ascending order, like a [`Txn`]) so the flush is one point in time
     /// relative to every write, which is what a replayed log needs.
     pub fn flush_db(&self, db: usize) {
-        let mut guards = self.lock_all(db);
+        let mut guards: Vec<_> = (0..self.shards()).map(|i| self.lock(db, i)).collect();
         if let Some(sink) = self.sink() {
             sink.record(Mutation::FlushDb { db });
         }
-        self.clear_locked(db, &mut guards);
+        for g in guards.iter_mut() {
+            g.clear();
+        }
     }
 
     /// Empties every database, atomically with respect to writes (all
     /// shards locked; a [`Txn`] never holds shards of two databases, so the
     /// database-by-database order cannot deadlock).
     pub fn flush_all(&self) {
-        let mut guards: Vec<_> = (0..self.dbs.len()).map(|db| self.lock_all(db)).collect();
+        let mut guards: Vec<_> = (0..self.dbs.len())
+            .flat_map(|db| (0..self.shards()).map(move |i| self.lock(db, i)))
+            .collect();
         if let Some(sink) = self.sink() {
             sink.record(Mutation::FlushAll);
         }
-        for (db, g) in guards.iter_mut().enumerate() {
-            self.clear_locked(db, g);
+        for g in guards.iter_mut() {
+            g.clear();
         }
     }
 
@@ -1005,11 +721,6 @@ impl Engine {
     /// at most `budget` per shard per call so a call's cost stays bounded.
     /// Returns how many were removed; if that reached the budget anywhere,
     /// calling again soon is worthwhile.
-    ///
-    /// The same cycle reclaims invalidated entries (see [`Engine::reclaim`]),
-    /// within the same budget per shard; the result counts those too (only
-    /// expired keys count in [`EngineStats::expired_keys`]), and is nonzero
-    /// while a prefix pass has buckets left.
     pub fn expire_cycle(&self, now: u64, budget: usize) -> usize {
         let mut removed = 0;
         for db in 0..self.dbs.len() {
@@ -1020,9 +731,6 @@ impl Engine {
         self.stats
             .expired_keys
             .fetch_add(removed as u64, Ordering::Relaxed);
-        for db in 0..self.dbs.len() {
-            removed += self.reclaim(db, budget.saturating_mul(self.shards()));
-        }
         removed
     }
 
@@ -1030,16 +738,8 @@ impl Engine {
     /// shard at a time (so the result is not a point-in-time snapshot, as in
     /// Redis it is not either across a long KEYS).
     pub fn for_each_key(&self, db: usize, now: u64, mut f: impl FnMut(&[u8])) {
-        let d = &self.dbs[db];
-        for s in d.shards.iter() {
-            let s = s.lock();
-            // SAFETY: `s` is locked while `inv` is used.
-            let inv = unsafe { d.inv() };
-            s.for_each_live(now, |e| {
-                if !(s.watch && inv.is_dead(e)) {
-                    f(e.key())
-                }
-            });
+        for s in self.dbs[db].shards.iter() {
+            s.lock().for_each_live(now, |e| f(e.key()));
         }
     }
 
@@ -1059,33 +759,6 @@ impl Engine {
         now: u64,
         mut f: impl FnMut(&[u8], View<'_>),
     ) -> u64 {
-        self.scan_inner(db, cursor, count, now, false, |k, v, _| f(k, v))
-    }
-
-    /// [`Engine::scan`] that also passes each key's tags (empty for an
-    /// untagged key): what a snapshot writes.
-    pub fn scan_tagged(
-        &self,
-        db: usize,
-        cursor: u64,
-        count: usize,
-        now: u64,
-        f: impl FnMut(&[u8], View<'_>, TagList<'_>),
-    ) -> u64 {
-        self.scan_inner(db, cursor, count, now, true, f)
-    }
-
-    fn scan_inner(
-        &self,
-        db: usize,
-        cursor: u64,
-        count: usize,
-        now: u64,
-        with_tags: bool,
-        mut f: impl FnMut(&[u8], View<'_>, TagList<'_>),
-    ) -> u64 {
-        let d = &self.dbs[db];
-        let mut names = Vec::new();
         const BUCKET_BITS: u32 = 40;
         let mut shard = (cursor >> 56) as usize;
         let mut epoch = ((cursor >> BUCKET_BITS) & 0xffff) as u16;
@@ -1097,8 +770,6 @@ impl Engine {
         let mut examined = 0;
         while shard <= self.shard_mask {
             let s = self.dbs[db].shards[shard].lock();
-            // SAFETY: `s` is locked while `inv` is used.
-            let inv = unsafe { d.inv() };
             if bucket != 0 && s.epoch() != epoch {
                 bucket = 0;
             }
@@ -1107,19 +778,13 @@ impl Engine {
             while bucket < n {
                 if let Some(e) = s.bucket(bucket) {
                     examined += 1;
-                    if !(e.is_expired(now) || s.watch && inv.is_dead(e)) {
-                        names.clear();
-                        if with_tags && e.has_extras() {
-                            let reg = d.tags.lock();
-                            encode_tag_list(e.tag_ids().iter().map(|id| reg.name(id)), &mut names);
-                        }
+                    if !e.is_expired(now) {
                         f(
                             e.key(),
                             View {
                                 value: e.value(),
                                 meta: e.meta(),
                             },
-                            TagList::from_encoded(&names).expect("encoded here"),
                         );
                     }
                 }
@@ -1143,29 +808,25 @@ impl Engine {
 
     /// A random live key of `db`, or None when it has none.
     pub fn random_key(&self, db: usize, now: u64) -> Option<Vec<u8>> {
-        let d = &self.dbs[db];
-        let shards = &d.shards;
+        let shards = &self.dbs[db].shards;
         let start = self.random() as usize;
         for step in 0..shards.len() {
             let s = shards[(start + step) & self.shard_mask].lock();
             if s.len() == 0 {
                 continue;
             }
-            // SAFETY: `s` is locked while `inv` is used.
-            let inv = unsafe { d.inv() };
-            let live = |e: &Entry| !(e.is_expired(now) || s.watch && inv.is_dead(e));
             let n = s.num_buckets();
             // sample buckets; fall back to a walk if the shard is mostly expired
             for _ in 0..64 {
                 if let Some(e) = s.bucket(self.random() as usize % n) {
-                    if live(e) {
+                    if !e.is_expired(now) {
                         return Some(e.key().to_vec());
                     }
                 }
             }
             let mut found = None;
             s.for_each_live(now, |e| {
-                if found.is_none() && live(e) {
+                if found.is_none() {
                     found = Some(e.key().to_vec())
                 }
             });
@@ -1245,7 +906,6 @@ impl<'a> Txn<'a> {
         Ok(())
     }
 
-    #[inline]
     fn shard(&mut self, key: &[u8]) -> (u64, &mut Shard, &'a Engine) {
         let engine = self.engine;
         let hash = match self.remembered {
@@ -1268,7 +928,6 @@ impl<'a> Txn<'a> {
     /// This is an access: the key's last access time becomes this
     /// transaction's (Redis's `lookupKey`; see [`Txn::peek`] for the reads
     /// that must not count).
-    #[inline]
     pub fn get(&mut self, key: &[u8]) -> Option<View<'_>> {
         let clock = self.clock;
         self.lookup(key).map(|e| {
@@ -1297,13 +956,9 @@ impl<'a> Txn<'a> {
     }
 
     /// The live entry for `key` (lazy expiry, counted in the stats).
-    #[inline]
     fn lookup(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        let (now, db) = (self.now, self.db);
+        let now = self.now;
         let (hash, shard, engine) = self.shard(key);
-        if shard.watch {
-            engine.reclaim_if_dead(db, shard, hash, key);
-        }
         let (found, expired) = shard.get(hash, key, now);
         if expired {
             engine.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
@@ -1383,15 +1038,7 @@ impl<'a> Txn<'a> {
             expire_at,
             flags,
         };
-        let entry = match chosen {
-            None => Entry::build_with(key, len, meta, clock, fill),
-            Some(_) => {
-                // SAFETY: the transaction holds the key's shard lock.
-                let epoch = unsafe { engine.new_epoch(db, Some(cas)) };
-                let extras = Extras { epoch, tags: &[] };
-                Entry::build_extra(key, len, meta, clock, extras, fill)
-            }
-        };
+        let entry = Entry::build_with(key, len, meta, clock, fill);
         if let Some(sink) = engine.sink() {
             sink.record(Mutation::Set {
                 db,
@@ -1402,9 +1049,7 @@ impl<'a> Txn<'a> {
                 cas,
             });
         }
-        if let Some(old) = shard.insert(&engine.hasher, hash, entry) {
-            shard.depart(hash, old);
-        }
+        shard.insert(&engine.hasher, hash, entry);
         cas
     }
 
@@ -1420,27 +1065,21 @@ impl<'a> Txn<'a> {
         let (now, db, clock) = (self.now, self.db, self.clock);
         let chosen = self.chosen_cas.take();
         let (hash, shard, engine) = self.shard(key);
-        if shard.watch {
-            engine.reclaim_if_dead(db, shard, hash, key);
-        }
         let (old, _) = shard.get(hash, key, now);
         let old = old?;
         let cas = engine.cas_for(chosen);
         let meta = Meta { cas, ..old.meta() };
-        let entry = if old.has_extras() || chosen.is_some() {
-            // an in-place change keeps the key's tags
-            let tags = old.tag_ids().to_vec();
-            // SAFETY: the transaction holds the key's shard lock.
-            let epoch = unsafe { engine.new_epoch(db, chosen.map(|_| cas)) };
-            let extras = Extras { tags: &tags, epoch };
-            Entry::build_extra(key, len, meta, clock, extras, |dst| fill(old.value(), dst))
-        } else {
-            Entry::build_with(key, len, meta, clock, |dst| fill(old.value(), dst))
-        };
+        let entry = Entry::build_with(key, len, meta, clock, |dst| fill(old.value(), dst));
         if let Some(sink) = engine.sink() {
-            engine.record_set(sink, db, &entry);
+            sink.record(Mutation::Set {
+                db,
+                key,
+                value: entry.value(),
+                flags: meta.flags,
+                expire_at: meta.expire_at,
+                cas,
+            });
         }
-        // same key, same tags: the registry sees no change
         shard.insert(&engine.hasher, hash, entry);
         Some(cas)
     }
@@ -1452,12 +1091,9 @@ impl<'a> Txn<'a> {
     /// (one copy, no intermediate buffer). Returns the new CAS, or None when
     /// `src` is absent (then `dst` is untouched).
     pub fn copy(&mut self, src: &[u8], dst: &[u8]) -> Option<u64> {
-        let (now, clock, db) = (self.now, self.clock, self.db);
+        let (now, clock) = (self.now, self.clock);
         let chosen = self.chosen_cas.take();
         let (hash, shard, engine) = self.shard(src);
-        if shard.watch {
-            engine.reclaim_if_dead(db, shard, hash, src);
-        }
         let (found, expired) = shard.get(hash, src, now);
         if expired {
             engine.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
@@ -1468,25 +1104,20 @@ impl<'a> Txn<'a> {
         let cas = engine.cas_for(chosen);
         let meta = Meta { cas, ..old.meta() };
         let value = old.value();
-        // the copy carries the source's tags
-        let tags = old.tag_ids().to_vec();
-        // SAFETY: the transaction holds the source's shard lock.
-        let epoch = unsafe { engine.new_epoch(db, chosen.map(|_| cas)) };
-        let extras = Extras { tags: &tags, epoch };
-        let entry = Entry::build_extra(dst, value.len(), meta, clock, extras, |d| {
-            d.copy_from_slice(value)
-        });
+        let entry = Entry::build_with(dst, value.len(), meta, clock, |d| d.copy_from_slice(value));
+        let db = self.db;
         let (hash, shard, engine) = self.shard(dst);
         if let Some(sink) = engine.sink() {
-            engine.record_set(sink, db, &entry);
+            sink.record(Mutation::Set {
+                db,
+                key: dst,
+                value: entry.value(),
+                flags: meta.flags,
+                expire_at: meta.expire_at,
+                cas,
+            });
         }
-        if tags.is_empty() {
-            if let Some(old) = shard.insert(&engine.hasher, hash, entry) {
-                shard.depart(hash, old);
-            }
-        } else {
-            engine.insert_tagged(db, shard, hash, entry);
-        }
+        shard.insert(&engine.hasher, hash, entry);
         Some(cas)
     }
 
@@ -1494,17 +1125,12 @@ impl<'a> Txn<'a> {
     pub fn remove(&mut self, key: &[u8]) -> bool {
         let (now, db) = (self.now, self.db);
         let (hash, shard, engine) = self.shard(key);
-        if shard.watch {
-            engine.reclaim_if_dead(db, shard, hash, key);
-        }
         match shard.remove(hash, key) {
             Some(old) => {
                 if let Some(sink) = engine.sink() {
                     sink.record(Mutation::Del { db, key });
                 }
-                let live = !old.is_expired(now);
-                shard.depart(hash, old);
-                live
+                !old.is_expired(now)
             }
             None => false,
         }
@@ -1546,15 +1172,17 @@ impl<'a> Txn<'a> {
         let (hash, shard, engine) = self.shard(key);
         let cas = engine.cas_for(chosen);
         let updated = shard.update_meta(&engine.hasher, hash, key, |m| Meta { flags, cas, ..m });
-        if updated && chosen.is_some() {
-            // SAFETY: the transaction holds the key's shard lock.
-            if let Some(epoch) = unsafe { engine.new_epoch(db, Some(cas)) } {
-                shard.set_explicit_epoch(&engine.hasher, hash, key, epoch);
-            }
-        }
         if let (true, Some(sink)) = (updated, engine.sink()) {
             if let Some(e) = shard.peek(hash, key, 0) {
-                engine.record_set(sink, db, e);
+                let meta = e.meta();
+                sink.record(Mutation::Set {
+                    db,
+                    key,
+                    value: e.value(),
+                    flags: meta.flags,
+                    expire_at: meta.expire_at,
+                    cas: meta.cas,
+                });
             }
         }
         updated

@@ -7,9 +7,8 @@ use foldhash::fast::RandomState;
 use hashbrown::hash_table::{Entry as Slot, HashTable};
 use std::hash::BuildHasher;
 
-use crate::entry::{idle_secs, Entry, Extras, Meta};
+use crate::entry::{idle_secs, Entry, Meta};
 use crate::evict::EvictionPolicy;
-use crate::tags::Invalidations;
 
 /// A shard's table and the bookkeeping that must change with it.
 #[derive(Default)]
@@ -25,24 +24,10 @@ pub(crate) struct Shard {
     epoch: u16,
     /// Sum of the entries' allocation sizes.
     bytes: usize,
-    /// Set while the database has invalidations pending, so an entry may
-    /// be dead (see `crate::tags`); changed only under every shard lock.
-    pub(crate) watch: bool,
-    /// Tagged entries that left the table, with their key hashes, whose
-    /// tags' registry has not been told yet (`Engine::settle`).
-    pub(crate) departed: Vec<(u64, Entry)>,
 }
 
 fn hash_of(state: &RandomState, key: &[u8]) -> u64 {
     state.hash_one(key)
-}
-
-/// Queues a tagged entry that left the table for its registry (the rare
-/// path of [`Shard::depart`], kept out of line).
-#[cold]
-#[inline(never)]
-fn queue_departed(departed: &mut Vec<(u64, Entry)>, hash: u64, old: Entry) {
-    departed.push((hash, old));
 }
 
 /// [`Shard::forget`] on the two fields it changes.
@@ -233,9 +218,6 @@ impl Shard {
         let (old, _) = slot.remove();
         // the fields apart from the table, which the early return keeps lent
         forget_in(&mut self.bytes, &mut self.expires, hash, &old);
-        if old.has_extras() {
-            queue_departed(&mut self.departed, hash, old);
-        }
         (None, true)
     }
 
@@ -279,90 +261,6 @@ impl Shard {
         forget_in(&mut self.bytes, &mut self.expires, hash, old);
     }
 
-    /// Takes an entry that left the table (returned by [`Shard::insert`],
-    /// [`Shard::remove`] or [`Shard::remove_at`]): a tagged one is queued
-    /// for its tags' registry, any other is dropped.
-    #[inline]
-    pub(crate) fn depart(&mut self, hash: u64, old: Entry) {
-        if old.has_extras() {
-            queue_departed(&mut self.departed, hash, old);
-        }
-    }
-
-    /// The entries whose key hashes to `hash` (one, but for a 64-bit collision).
-    pub(crate) fn with_hash<'s>(
-        &'s self,
-        state: &'s RandomState,
-        hash: u64,
-    ) -> impl Iterator<Item = &'s Entry> + 's {
-        self.table
-            .iter_hash(hash)
-            .filter(move |e| hash_of(state, e.key()) == hash)
-    }
-
-    /// Removes every entry of key hash `hash` that `inv` says is dead.
-    /// Returns how many were removed.
-    pub(crate) fn reclaim_hash(
-        &mut self,
-        state: &RandomState,
-        hash: u64,
-        inv: &Invalidations,
-    ) -> usize {
-        let mut removed = 0;
-        loop {
-            let is_it = |e: &Entry| inv.is_dead(e) && hash_of(state, e.key()) == hash;
-            let Ok(found) = self.table.find_entry(hash, is_it) else {
-                return removed;
-            };
-            let (old, _) = found.remove();
-            self.forget(hash, &old);
-            self.depart(hash, old);
-            removed += 1;
-        }
-    }
-
-    /// Removes the entry at bucket `index` if `inv` says it is dead; true
-    /// if it did. Other entries do not move.
-    pub(crate) fn reclaim_at(
-        &mut self,
-        state: &RandomState,
-        index: usize,
-        inv: &Invalidations,
-    ) -> bool {
-        if !matches!(self.table.get_bucket(index), Some(e) if inv.is_dead(e)) {
-            return false;
-        }
-        if let Some(old) = self.remove_at(state, index) {
-            let hash = hash_of(state, old.key());
-            self.depart(hash, old);
-        }
-        true
-    }
-
-    /// Gives the live entry for `key` the explicit epoch `epoch`, keeping
-    /// everything else (a version whose chosen CAS is below an
-    /// invalidation's epoch).
-    pub(crate) fn set_explicit_epoch(
-        &mut self,
-        state: &RandomState,
-        hash: u64,
-        key: &[u8],
-        epoch: u64,
-    ) {
-        let Some(old) = self.table.find(hash, |e| e.key() == key) else {
-            return;
-        };
-        let tags = old.tag_ids().to_vec();
-        let rebuilt = old.rebuilt(
-            old.meta(),
-            Extras {
-                epoch: Some(epoch),
-                tags: &tags,
-            },
-        );
-        self.insert(state, hash, rebuilt);
-    }
-
     /// Removes up to `budget` entries whose expiry is at or before `now`.
     /// Returns how many were removed.
     pub(crate) fn expire_due(&mut self, state: &RandomState, now: u64, budget: usize) -> usize {
@@ -381,7 +279,6 @@ impl Shard {
             if let Ok(found) = self.table.find_entry(hash, is_it) {
                 let (old, _) = found.remove();
                 self.bytes -= old.alloc_size();
-                self.depart(hash, old);
                 removed += 1;
             }
         }
@@ -418,18 +315,12 @@ impl Shard {
             return false;
         };
         let new_meta = meta(old.meta());
-        // the same value with new metadata: not an access of its own, and
-        // still fetched; the same tags (the registry sees no change)
-        let rebuilt = if old.has_extras() {
-            let tags = old.tag_ids().to_vec();
-            let extras = Extras {
-                epoch: old.explicit_epoch(),
-                tags: &tags,
-            };
-            old.rebuilt(new_meta, extras)
-        } else {
-            old.rebuilt(new_meta, Extras::default())
-        };
+        // the same value with new metadata: not an access of its own
+        let mut rebuilt = Entry::build(key, &[old.value()], new_meta, old.last_access());
+        if old.fetched() {
+            // the same version with new metadata: still fetched
+            rebuilt.mark_fetched();
+        }
         self.insert(state, hash, rebuilt);
         true
     }

@@ -89,9 +89,9 @@ fn fetched_mark_lives_as_long_as_the_version() {
 
 /// The engine's bytes summed shard by shard under their locks: what
 /// [`Engine::used_memory`] must always equal.
-pub(crate) fn counted(e: &Engine) -> usize {
+fn counted(e: &Engine) -> usize {
     let m = e.memory();
-    m.entries + m.tables + m.tags
+    m.entries + m.tables
 }
 
 /// A time (ms) on a whole second, ahead of the engine's clock (which starts
@@ -443,30 +443,16 @@ proptest! {
 
 /// Owned copy of a [`Mutation`], for tests that record and replay.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Owned {
+enum Owned {
     Set(usize, Vec<u8>, Vec<u8>, u32, Option<u64>, u64),
     Del(usize, Vec<u8>),
     Expire(usize, Vec<u8>, Option<u64>),
     FlushDb(usize),
     FlushAll,
-    SetTagged(usize, Vec<u8>, Vec<u8>, u32, Option<u64>, u64, Vec<Vec<u8>>),
-    SetTags(usize, Vec<u8>, Vec<Vec<u8>>, u64),
-    InvalidateTags(usize, u64, Vec<Vec<u8>>),
-    InvalidatePrefixes(usize, u64, Vec<Vec<u8>>),
-}
-
-fn owned_list(l: TagList<'_>) -> Vec<Vec<u8>> {
-    l.iter().map(|t| t.to_vec()).collect()
-}
-
-fn encoded(l: &[Vec<u8>]) -> Vec<u8> {
-    let mut buf = Vec::new();
-    encode_tag_list(l.iter().map(|t| &t[..]), &mut buf);
-    buf
 }
 
 #[derive(Default)]
-pub(crate) struct Recorder(pub(crate) parking_lot::Mutex<Vec<Owned>>);
+struct Recorder(parking_lot::Mutex<Vec<Owned>>);
 
 impl MutationSink for Recorder {
     fn record(&self, m: Mutation<'_>) {
@@ -483,49 +469,13 @@ impl MutationSink for Recorder {
             Mutation::Expire { db, key, at } => Owned::Expire(db, key.to_vec(), at),
             Mutation::FlushDb { db } => Owned::FlushDb(db),
             Mutation::FlushAll => Owned::FlushAll,
-            Mutation::SetTagged {
-                db,
-                key,
-                value,
-                flags,
-                expire_at,
-                cas,
-                tags,
-            } => Owned::SetTagged(
-                db,
-                key.to_vec(),
-                value.to_vec(),
-                flags,
-                expire_at,
-                cas,
-                owned_list(tags),
-            ),
-            Mutation::SetTags { db, key, tags, cas } => {
-                Owned::SetTags(db, key.to_vec(), owned_list(tags), cas)
-            }
-            Mutation::InvalidateTags { db, epoch, tags } => {
-                Owned::InvalidateTags(db, epoch, owned_list(tags))
-            }
-            Mutation::InvalidatePrefixes {
-                db,
-                epoch,
-                prefixes,
-            } => Owned::InvalidatePrefixes(db, epoch, owned_list(prefixes)),
         };
         self.0.lock().push(o);
     }
 }
 
-pub(crate) fn replay_into(e: &Engine, log: &[Owned]) {
+fn replay_into(e: &Engine, log: &[Owned]) {
     for o in log {
-        let buf = match o {
-            Owned::SetTagged(.., t)
-            | Owned::SetTags(_, _, t, _)
-            | Owned::InvalidateTags(_, _, t)
-            | Owned::InvalidatePrefixes(_, _, t) => encoded(t),
-            _ => Vec::new(),
-        };
-        let list = TagList::from_encoded(&buf).unwrap();
         e.replay(match o {
             Owned::Set(db, k, v, f, x, c) => Mutation::Set {
                 db: *db,
@@ -543,37 +493,12 @@ pub(crate) fn replay_into(e: &Engine, log: &[Owned]) {
             },
             Owned::FlushDb(db) => Mutation::FlushDb { db: *db },
             Owned::FlushAll => Mutation::FlushAll,
-            Owned::SetTagged(db, k, v, f, x, c, _) => Mutation::SetTagged {
-                db: *db,
-                key: k,
-                value: v,
-                flags: *f,
-                expire_at: *x,
-                cas: *c,
-                tags: list,
-            },
-            Owned::SetTags(db, k, _, c) => Mutation::SetTags {
-                db: *db,
-                key: k,
-                tags: list,
-                cas: *c,
-            },
-            Owned::InvalidateTags(db, epoch, _) => Mutation::InvalidateTags {
-                db: *db,
-                epoch: *epoch,
-                tags: list,
-            },
-            Owned::InvalidatePrefixes(db, epoch, _) => Mutation::InvalidatePrefixes {
-                db: *db,
-                epoch: *epoch,
-                prefixes: list,
-            },
         });
     }
 }
 
 /// Every entry of every database as (db, key, value, meta), sorted.
-pub(crate) fn dump(e: &Engine, now: u64) -> Vec<(usize, Vec<u8>, Vec<u8>, Meta)> {
+fn dump(e: &Engine, now: u64) -> Vec<(usize, Vec<u8>, Vec<u8>, Meta)> {
     let mut out = Vec::new();
     for db in 0..e.databases() {
         for s in 0..e.shards() {

@@ -106,15 +106,9 @@ struct KeyState {
 
 type Model = Arc<Mutex<HashMap<String, KeyState>>>;
 
-/// Groups of keys each writer tags alike when `tagged` (key `i` of writer
-/// `t` carries tag `w{t}:g{i % GROUPS}`).
-const GROUPS: u64 = 10;
-
 /// Runs 4 writer threads doing SETs and (one in five) DELs on keys
 /// `w{t}:{0..keys}` until the server is killed after `load` of load.
-/// With `tagged`, every SET tags its key with its group and one write in
-/// twenty invalidates one of the writer's groups instead (for the model, a
-/// DEL of each key of the group). Returns when all writers stopped.
+/// Returns when all writers stopped.
 fn load_then_kill(
     server: &mut Server,
     model: &Model,
@@ -122,7 +116,6 @@ fn load_then_kill(
     load: Duration,
     keys: u64,
     rng: &mut Rng,
-    tagged: bool,
 ) {
     let threads: Vec<_> = (0..4)
         .map(|t| {
@@ -135,36 +128,7 @@ fn load_then_kill(
                 };
                 // writes until the kill breaks the connection; bounded all the same
                 for i in 0..1_000_000u32 {
-                    if tagged && rng.below(20) == 0 {
-                        let g = rng.below(GROUPS);
-                        let group: Vec<String> = (0..keys)
-                            .filter(|k| k % GROUPS == g)
-                            .map(|k| format!("w{t}:{k}"))
-                            .collect();
-                        {
-                            let mut m = model.lock().unwrap();
-                            for k in &group {
-                                m.entry(k.clone()).or_default().in_flight = Some(None);
-                            }
-                        }
-                        let tag = format!("w{t}:g{g}");
-                        match c.call(&[b"INVALIDATE", b"TAG", tag.as_bytes()]) {
-                            Ok(Some(r)) if r.starts_with(b":") => {
-                                let mut m = model.lock().unwrap();
-                                for k in &group {
-                                    let s = m.get_mut(k).unwrap();
-                                    s.acked = None;
-                                    s.in_flight = None;
-                                }
-                            }
-                            Ok(other) => panic!("{tag}: invalidation answered {other:?}"),
-                            Err(_) => return,
-                        }
-                        continue;
-                    }
-                    let n = rng.below(keys);
-                    let key = format!("w{t}:{n}");
-                    let tag = format!("w{t}:g{}", n % GROUPS);
+                    let key = format!("w{t}:{}", rng.below(keys));
                     let value = (rng.below(5) != 0)
                         .then(|| format!("r{round}:i{i}:{}", "x".repeat(rng.below(64) as usize)));
                     model
@@ -174,13 +138,6 @@ fn load_then_kill(
                         .or_default()
                         .in_flight = Some(value.clone());
                     let reply = match &value {
-                        Some(v) if tagged => c.call(&[
-                            b"SET",
-                            key.as_bytes(),
-                            v.as_bytes(),
-                            b"TAGS",
-                            tag.as_bytes(),
-                        ]),
                         Some(v) => c.call(&[b"SET", key.as_bytes(), v.as_bytes()]),
                         None => c.call(&[b"DEL", key.as_bytes()]),
                     };
@@ -254,12 +211,6 @@ fn settle(server: &Server, model: &Model) {
 /// Kills a loaded server `rounds` times in a row under `fsync`, restarting
 /// it each time, and checks every acknowledged write after each restart.
 fn sigkill_rounds(fsync: &str, rounds: u32) {
-    sigkill_rounds_with(fsync, rounds, false);
-}
-
-/// [`sigkill_rounds`], with tagged writes and invalidations when `tagged`;
-/// then each tag's TAG CARD must equal its keys found after the restart.
-fn sigkill_rounds_with(fsync: &str, rounds: u32, tagged: bool) {
     let dir = tempfile::tempdir().unwrap();
     let model: Model = Arc::default();
     let mut rng = Rng::new();
@@ -271,7 +222,7 @@ fn sigkill_rounds_with(fsync: &str, rounds: u32, tagged: bool) {
             settle(&server, &model);
         }
         let load = Duration::from_millis(100 + rng.below(500));
-        load_then_kill(&mut server, &model, round, load, 300, &mut rng, tagged);
+        load_then_kill(&mut server, &model, round, load, 300, &mut rng);
         total = model
             .lock()
             .unwrap()
@@ -290,32 +241,11 @@ fn sigkill_rounds_with(fsync: &str, rounds: u32, tagged: bool) {
         total > 100,
         "too little load to mean anything: {total} keys"
     );
-    if tagged {
-        // the index survived too: every group's count is its keys present
-        let mut c = Conn::connect(server.port).unwrap();
-        for t in 0..4 {
-            for g in 0..GROUPS {
-                let keys: Vec<String> = (0..300u64)
-                    .filter(|k| k % GROUPS == g)
-                    .map(|k| format!("w{t}:{k}"))
-                    .collect();
-                let present = c.get_many(&keys).iter().filter(|v| v.is_some()).count();
-                let tag = format!("w{t}:g{g}");
-                let card = c.call(&[b"TAG", b"CARD", tag.as_bytes()]).unwrap().unwrap();
-                assert_eq!(card, format!(":{present}").into_bytes(), "{tag}");
-            }
-        }
-    }
 }
 
 #[test]
 fn acknowledged_writes_survive_sigkill() {
     sigkill_rounds("always", 8);
-}
-
-#[test]
-fn tagged_writes_and_invalidations_survive_sigkill() {
-    sigkill_rounds_with("always", 6, true);
 }
 
 /// A kill of the process (not of the machine) loses nothing acknowledged
@@ -347,7 +277,6 @@ fn compaction_racing_with_writes_and_deletes_then_crash() {
             Duration::from_millis(600),
             40,
             &mut rng,
-            round % 2 == 1,
         );
     }
     let manifest = std::fs::read_to_string(dir.path().join("MANIFEST")).unwrap();

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import {
-  FIGURES, HISTORY, newState, update, sparkline, human, duration, topCommands, largestTags,
+  FIGURES, HISTORY, newState, update, sparkline, human, duration, topCommands,
 } from "../src/http/dashboard.mjs";
 
 const [httpPort, respPort, keys] = process.argv.slice(2).map(Number);
@@ -43,10 +43,6 @@ for (const [id] of FIGURES) {
   assert.ok(Number.isFinite(v) && v >= 0, `${id}: ${v}`);
 }
 assert.ok(state.series.keyspace_bytes.at(-1) > 0);
-// the test tagged its keys shelf0 (k0, k2, k4, k6) and shelf1 (the rest)
-const tags = largestTags(second);
-assert.deepEqual(tags.map((t) => [t.tag, t.members]), [["shelf0", 4], ["shelf1", 3]]);
-assert.ok(tags.every((t) => t.bytes > 0));
 const top = topCommands(first, second, 2);
 assert.equal(top[0].door, "resp");
 assert.equal(top[0].name, "ping");

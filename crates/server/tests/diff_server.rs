@@ -321,20 +321,6 @@ fn command_docs_arguments_match_redis_byte_for_byte() {
             let theirs = rc.cmd(&["COMMAND", "DOCS", name]);
             let (a, b) = (docs_arguments(&ours), docs_arguments(&theirs));
             assert!(b.is_some(), "redis-server documents {name}'s arguments");
-            if name == "set" {
-                // magpie's SET has Redis's arguments and then its TAGS block
-                let (a, b) = (a.unwrap(), b.unwrap());
-                let split = |x: &[u8]| {
-                    let at = x.windows(2).position(|w| w == b"\r\n").unwrap();
-                    (x[..at].to_vec(), x[at..].to_vec())
-                };
-                let ((a_n, a_rest), (b_n, b_rest)) = (split(a), split(b));
-                assert_eq!((a_n, b_n), (b"*6".to_vec(), b"*5".to_vec()));
-                assert!(a_rest.starts_with(&b_rest), "RESP{proto} SET");
-                let extra = String::from_utf8_lossy(&a_rest[b_rest.len()..]).into_owned();
-                assert!(extra.contains("TAGS") && extra.contains("block"), "{extra}");
-                continue;
-            }
             assert_eq!(
                 a.map(String::from_utf8_lossy),
                 b.map(String::from_utf8_lossy),
@@ -342,15 +328,7 @@ fn command_docs_arguments_match_redis_byte_for_byte() {
             );
         }
         // and every other command (and subcommand) Redis 7.0 also has
-        // (SET was compared above, with magpie's TAGS; TAG and INVALIDATE
-        // are magpie's own)
-        let redis_has = |n: &&String| {
-            *n != "client|setinfo"
-                && *n != "set"
-                && n.split('|').next() != Some("tag")
-                && n.split('|').next() != Some("invalidate")
-        };
-        for name in served.iter().filter(redis_has) {
+        for name in served.iter().filter(|n| *n != "client|setinfo") {
             let ours = mc.cmd(&["COMMAND", "DOCS", name]);
             let theirs = rc.cmd(&["COMMAND", "DOCS", name]);
             assert_eq!(
@@ -488,9 +466,8 @@ fn info_sections_fields_and_keyspace_counts() {
     assert_eq!(field(&info, "Stats", "keyspace_misses"), "0");
 
     // default gives the seven plain sections; all / everything add
-    // commandstats and latencystats, as Redis does, and magpie's tags.
-    // RESP3 is verbatim text
-    for (arg, sections) in [("all", 10), ("EVERYTHING", 10), ("default", 7)] {
+    // commandstats and latencystats, as Redis does. RESP3 is verbatim text
+    for (arg, sections) in [("all", 9), ("EVERYTHING", 9), ("default", 7)] {
         assert_eq!(
             parse_info(&bulk_body(&c.cmd(&["INFO", arg]))).len(),
             sections,

@@ -95,20 +95,12 @@ pub struct MetaFlags<'a> {
     /// they were before this request (ms md ma accept and ignore it, as
     /// memcached does).
     pub last_access: bool,
-    /// magpie's extension: at least one `G<tag>` token (a tag for ms; the
-    /// one flag that may repeat). See [`MetaFlags::tags`].
-    pub tagged: bool,
 }
 
 impl<'a> MetaFlags<'a> {
     /// The flag tokens in request order.
     pub fn tokens(&self) -> impl Iterator<Item = &'a [u8]> {
         self.raw.split(|&c| c == b' ').filter(|t| !t.is_empty())
-    }
-
-    /// The tags of the `G<tag>` tokens, in order (magpie's extension).
-    pub fn tags(&self) -> impl Iterator<Item = &'a [u8]> {
-        self.tokens().filter(|t| t[0] == b'G').map(|t| &t[1..])
     }
 }
 
@@ -133,7 +125,7 @@ pub fn parse_flags<'a>(
     let mut decoded = Key::Plain(key);
     for tok in f.tokens() {
         let o = tok[0];
-        if o >= 127 || (seen[o as usize] && o != b'G') {
+        if o >= 127 || seen[o as usize] {
             return Err("CLIENT_ERROR duplicate flag");
         }
         seen[o as usize] = true;
@@ -202,7 +194,6 @@ pub fn parse_flags<'a>(
             b'I' => f.invalidate = true,
             b'h' => f.hit = true,
             b'l' => f.last_access = true,
-            b'G' => f.tagged = true,
             _ => return Err("CLIENT_ERROR invalid flag"),
         }
     }

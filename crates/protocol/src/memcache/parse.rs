@@ -75,9 +75,6 @@ pub enum Request<'a> {
         data: &'a [u8],
         /// Reply suppressed.
         noreply: bool,
-        /// magpie's extension: the tags of a `tags=<tag>[,<tag>...]` token
-        /// after `<bytes>` (or the cas unique), comma-separated as sent.
-        tags: Option<&'a [u8]>,
     },
     /// A storage command whose item is over the size limit: the reply is
     /// "SERVER_ERROR object too large for cache", a `set` also drops the key
@@ -182,29 +179,6 @@ pub enum Request<'a> {
     MetaDebug {
         /// The key (decoded if `b`).
         key: Key<'a>,
-    },
-    /// magpie's extension: `invalidate_tag <tag>+ [noreply]`.
-    InvalidateTags {
-        /// The tags.
-        tags: Words<'a>,
-        /// Reply suppressed.
-        noreply: bool,
-    },
-    /// magpie's extension: `invalidate_prefix <prefix>+ [noreply]`.
-    InvalidatePrefixes {
-        /// The key prefixes.
-        prefixes: Words<'a>,
-        /// Reply suppressed.
-        noreply: bool,
-    },
-    /// magpie's extension: `tag_keys <tag> <cursor> [<count>]`.
-    TagKeys {
-        /// The tag.
-        tag: &'a [u8],
-        /// Cursor (0 starts).
-        cursor: u64,
-        /// Member slots to examine (at least 1).
-        count: u64,
     },
     /// A reply line decided by the parser (ERROR, CLIENT_ERROR ..., ...).
     Error {
@@ -447,11 +421,11 @@ impl Parser {
                     return self.storage(t, op, true, buf, consumed);
                 }
                 let is_cas = op == StoreOp::Cas;
-                let base = if is_cas { 7 } else { 6 };
-                // memcached's counts, and one token more when the token
-                // after the numbers is magpie's `tags=` and noreply follows
-                let tagged = t.get(base - 1).starts_with(b"tags=");
-                let ok = nt == base || nt == base + 1 || (tagged && nt == base + 2 && t.noreply());
+                let ok = if is_cas {
+                    nt == 7 || nt == 8
+                } else {
+                    nt == 6 || nt == 7
+                };
                 if let Some(e) = want(ok) {
                     return e;
                 }
@@ -480,45 +454,6 @@ impl Parser {
                         line: "CLIENT_ERROR invalid numeric delta argument",
                         noreply,
                     }),
-                }
-            }
-            b"invalidate_tag" | b"invalidate_prefix" => {
-                // magpie's extension (memcached answers ERROR)
-                let noreply = t.noreply();
-                let last = if noreply { t.n - 1 } else { t.n };
-                if last < 2 || t.rest.is_some() {
-                    return req(error("ERROR"));
-                }
-                let end = t.offs[last - 1] + t.get(last - 1).len();
-                let words = Words(&line[t.offs[1]..end]);
-                req(if cmd == b"invalidate_tag" {
-                    Request::InvalidateTags {
-                        tags: words,
-                        noreply,
-                    }
-                } else {
-                    Request::InvalidatePrefixes {
-                        prefixes: words,
-                        noreply,
-                    }
-                })
-            }
-            b"tag_keys" => {
-                if let Some(e) = want(nt == 4 || nt == 5) {
-                    return e;
-                }
-                let count = if nt == 5 {
-                    strtoull(t.get(3))
-                } else {
-                    Some(10)
-                };
-                match (strtoull(t.get(2)), count) {
-                    (Some(cursor), Some(count)) if count >= 1 => req(Request::TagKeys {
-                        tag: t.get(1),
-                        cursor,
-                        count,
-                    }),
-                    _ => req(error("CLIENT_ERROR bad command line format")),
                 }
             }
             b"delete" => {
@@ -645,12 +580,6 @@ impl Parser {
                 None => return fail("CLIENT_ERROR bad command line format"),
             }
         }
-        let tags_at = if op == StoreOp::Cas { 6 } else { 5 };
-        let tags = if lite {
-            None
-        } else {
-            t.get(tags_at).strip_prefix(b"tags=")
-        };
         if !(0..=i32::MAX - 2).contains(&vlen) {
             return fail("CLIENT_ERROR bad command line format");
         }
@@ -681,7 +610,6 @@ impl Parser {
                 cas,
                 data: &block[..vlen],
                 noreply,
-                tags,
             },
             total,
         )

@@ -157,7 +157,6 @@ fn lite_set_is_set_with_flags_0_and_no_expiry() {
             cas: 0,
             data: b"hello",
             noreply: false,
-            tags: None,
         }
     );
     assert_eq!(one(b"set k 0\r\n\r\n").1, 11);
@@ -323,101 +322,4 @@ fn meta_h_and_l() {
         one(b"ms k 1 h l\r\nx\r\n"),
         (Request::MetaSet { .. }, 15)
     ));
-}
-
-#[test]
-fn magpie_tag_extension_parses_and_plain_commands_are_unchanged() {
-    // a tags= token after the numbers, with or without noreply
-    let store = |buf: &[u8]| match one(buf).0 {
-        Request::Store {
-            tags, noreply, cas, ..
-        } => (tags.map(|t| t.to_vec()), noreply, cas),
-        other => panic!("{other:?}"),
-    };
-    assert_eq!(
-        store(b"set k 0 0 1 tags=a,b\r\nv\r\n"),
-        (Some(b"a,b".to_vec()), false, 0)
-    );
-    assert_eq!(
-        store(b"set k 0 0 1 tags=a noreply\r\nv\r\n"),
-        (Some(b"a".to_vec()), true, 0)
-    );
-    assert_eq!(
-        store(b"cas k 0 0 1 9 tags=x\r\nv\r\n"),
-        (Some(b"x".to_vec()), false, 9)
-    );
-    // without the token: memcached's grammar exactly
-    assert_eq!(store(b"set k 0 0 1\r\nv\r\n"), (None, false, 0));
-    assert_eq!(store(b"set k 0 0 1 noreply\r\nv\r\n"), (None, true, 0));
-    assert_eq!(store(b"set k 0 0 1 other\r\nv\r\n"), (None, false, 0));
-    assert!(matches!(
-        one(b"set k 0 0 1 a b\r\nv\r\n").0,
-        Request::Error { line: "ERROR", .. }
-    ));
-    assert!(matches!(
-        one(b"set k 0 0 1 tags=a other\r\nv\r\n").0,
-        Request::Error { line: "ERROR", .. }
-    ));
-    // invalidations and listing
-    match one(b"invalidate_tag cart:13 all noreply\r\n").0 {
-        Request::InvalidateTags { tags, noreply } => {
-            assert_eq!(tags.iter().collect::<Vec<_>>(), [&b"cart:13"[..], b"all"]);
-            assert!(noreply);
-        }
-        other => panic!("{other:?}"),
-    }
-    match one(b"invalidate_prefix user:1:\r\n").0 {
-        Request::InvalidatePrefixes { prefixes, noreply } => {
-            assert_eq!(prefixes.iter().collect::<Vec<_>>(), [&b"user:1:"[..]]);
-            assert!(!noreply);
-        }
-        other => panic!("{other:?}"),
-    }
-    assert!(matches!(
-        one(b"invalidate_tag\r\n").0,
-        Request::Error { line: "ERROR", .. }
-    ));
-    assert!(matches!(
-        one(b"invalidate_tag noreply\r\n").0,
-        Request::Error { line: "ERROR", .. }
-    ));
-    assert_eq!(
-        one(b"tag_keys t 0 5\r\n").0,
-        Request::TagKeys {
-            tag: b"t",
-            cursor: 0,
-            count: 5
-        }
-    );
-    assert_eq!(
-        one(b"tag_keys t 7\r\n").0,
-        Request::TagKeys {
-            tag: b"t",
-            cursor: 7,
-            count: 10
-        }
-    );
-    assert!(matches!(
-        one(b"tag_keys t x\r\n").0,
-        Request::Error {
-            line: "CLIENT_ERROR bad command line format",
-            ..
-        }
-    ));
-    assert!(matches!(
-        one(b"tag_keys t 0 0\r\n").0,
-        Request::Error { .. }
-    ));
-    // ms G<tag> may repeat; any other flag still may not
-    match one(b"ms k 1 T10 Ga Gb:c\r\nv\r\n").0 {
-        Request::MetaSet { flags, .. } => {
-            assert!(flags.tagged);
-            assert_eq!(flags.tags().collect::<Vec<_>>(), [&b"a"[..], b"b:c"]);
-        }
-        other => panic!("{other:?}"),
-    }
-    match one(b"ms k 1 T10\r\nv\r\n").0 {
-        Request::MetaSet { flags, .. } => assert!(!flags.tagged),
-        other => panic!("{other:?}"),
-    }
 }
