@@ -7,7 +7,7 @@
 //! requests is equivalent to (a memcached `set` is `set`, an HTTP `GET` of a
 //! key is `get`) and check that, so one user has the same rights on every
 //! door. [`catalog`] holds what the ACL must know of commands; [`user`]
-//! the rules; [`file`] the aclfile format; [`log`] the ACL LOG.
+//! the rules; [`mod@file`] the aclfile format; [`mod@log`] the ACL LOG.
 
 pub mod catalog;
 pub mod file;

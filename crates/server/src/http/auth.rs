@@ -6,7 +6,7 @@
 //! While the `default` user needs a password, a request without valid
 //! credentials gets `401` with `WWW-Authenticate`; with credentials, a
 //! request its user may not make (the route's RESP equivalent, see
-//! [`equivalent`], or its key) gets `403`. `/healthz`, `/readyz` and
+//! `equivalent`, or its key) gets `403`. `/healthz`, `/readyz` and
 //! `/openapi.json` are always open; `/metrics` and `/dashboard` follow
 //! `--http-metrics-access` (open on loopback by default).
 
