@@ -20,6 +20,7 @@
 //! ```
 
 mod activity;
+pub mod check;
 mod compact;
 pub mod files;
 pub mod record;

@@ -95,4 +95,6 @@ pub struct ClientState {
     /// Channels, patterns and shard channels subscribed to (CLIENT LIST's
     /// sub, psub and ssub).
     pub subscriptions: [u32; 3],
+    /// The ACL user it authenticated as (empty: `default`).
+    pub user: String,
 }

@@ -5,7 +5,8 @@
 //! loop and one file per command family), [`memcache`] (the memcached text
 //! and meta protocol: its connection loop and one file per family) and
 //! [`http`] (the HTTP/JSON API over database 0). Beside them, what every
-//! door shares, each in a room of its own: [`config`] (flags, environment
+//! door shares, each in a room of its own: [`acl`] (users and permissions,
+//! which every door consults), [`config`] (flags, environment
 //! and the `--config` file), [`listener`] (binding, the accept loop, the
 //! expiry cycle), [`clients`] (the client registry's entries),
 //! [`session`] (a RESP connection's state), [`pubsub`] (the channel
@@ -17,6 +18,7 @@
 //! (see [`command_names`]). The client tools live in the `magpie-tools`
 //! crate. docs/architecture.md is the map.
 
+pub mod acl;
 pub mod clients;
 pub mod config;
 pub mod http;
@@ -36,16 +38,20 @@ mod persist_tests;
 
 use std::sync::Arc;
 
-use shared::Shared;
+use shared::{DoorCommands, Shared};
 
-/// The command names of each door, in [`stats::Door::ALL`] order: what
-/// [`Shared::new`] builds the statistics tables from.
-pub fn command_names() -> [Vec<&'static str>; 3] {
-    [
-        resp::names(),
-        memcache::COMMANDS.to_vec(),
-        http::ROUTES.to_vec(),
-    ]
+/// What the doors say of their commands: the names of each, in
+/// [`stats::Door::ALL`] order, which [`Shared::new`] builds the statistics
+/// tables from, and the ACL's catalog of the RESP commands.
+pub fn command_names() -> DoorCommands {
+    DoorCommands {
+        names: [
+            resp::names(),
+            memcache::COMMANDS.to_vec(),
+            http::ROUTES.to_vec(),
+        ],
+        catalog: resp::acl::catalog(),
+    }
 }
 
 /// Recovers the data directory (unless `--ephemeral`), then binds the
@@ -59,6 +65,9 @@ pub async fn start(shared: Arc<Shared>) -> std::io::Result<()> {
         .tls
         .load()
         .map_err(|e| std::io::Error::other(format!("TLS: {e}")))?;
+    if shared.acl.file().is_some() {
+        shared.acl.load().map_err(std::io::Error::other)?;
+    }
     if !cfg.ephemeral {
         open_data_dir(&shared)?;
     }
@@ -88,12 +97,29 @@ pub async fn start(shared: Arc<Shared>) -> std::io::Result<()> {
         None
     };
     tokio::spawn(listener::run_expiry(shared.clone()));
+    warn_if_protected(&shared);
     if let Some(http) = http {
         http.set_ready();
     }
     // every listener is bound: tools and tests wait for this line
     tracing::info!("magpie ready");
     Ok(())
+}
+
+/// Says at start when protected mode will refuse clients: listening beyond
+/// loopback with no password for `default`, as Redis warns.
+fn warn_if_protected(shared: &Shared) {
+    let cfg = &shared.config;
+    let beyond_loopback = cfg
+        .bind
+        .parse::<std::net::IpAddr>()
+        .map_or(true, |ip| !ip.is_loopback());
+    if beyond_loopback && shared.runtime.read().protected_mode && shared.acl.default_user().nopass {
+        tracing::warn!(
+            bind = %cfg.bind,
+            "protected mode is on: no password is set for the default user, so clients from              addresses other than loopback are refused on every door (RESP -DENIED, memcached              closes, HTTP 403). To serve them, set a password (--requirepass, or an aclfile), or,              on a trusted network only, start with --protected-mode no"
+        );
+    }
 }
 
 /// Opens `--dir`, replays it into the engine and installs the log.

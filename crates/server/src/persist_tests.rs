@@ -90,7 +90,7 @@ fn failing_log_refuses_writes_and_ping_but_serves_reads_then_resumes() {
         state: parking_lot::Mutex::new(ClientState::default()),
         memcache_state: Default::default(),
     });
-    let mut s = Session::new(info, false);
+    let mut s = Session::new(info, &shared.acl);
 
     assert_eq!(run(&shared, &mut s, "SET k v1"), "+OK\r\n");
     // `run` does not wait for the log as a connection does: without this the
@@ -157,7 +157,18 @@ fn failing_log_refuses_memcached_writes_but_serves_reads() {
     .unwrap();
     let _ = shared.persist.set(p.clone());
     let mc = Arc::new(crate::memcache::McState::new());
-    let run = |input: &str| -> String {
+    let addr: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let info = Arc::new(ClientInfo {
+        id: 1,
+        addr,
+        laddr: addr,
+        fd: -1,
+        created: Instant::now(),
+        state: parking_lot::Mutex::new(ClientState::default()),
+        memcache_state: Default::default(),
+    });
+    let mut auth = crate::memcache::auth::McAuth::new(&shared.acl, info);
+    let mut run = |input: &str| -> String {
         let mut parser = McParser::new(Limits {
             max_item_size: 1 << 20,
             max_get_line: 1 << 20,
@@ -173,6 +184,7 @@ fn failing_log_refuses_memcached_writes_but_serves_reads() {
                         out: &mut out,
                         now: magpie_engine::now_ms(),
                         close: false,
+                        auth: &mut auth,
                     };
                     crate::memcache::execute(&mut ctx, req);
                     off += used;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use magpie_protocol::resp::Proto;
 
+use crate::acl::{Acl, AclSession};
 use crate::clients::ClientInfo;
 use crate::pubsub::ClientSubs;
 use crate::shared::Counters;
@@ -32,6 +33,8 @@ pub struct Session {
     pub proto: Proto,
     /// False until AUTH succeeds when a password is required.
     pub authenticated: bool,
+    /// The ACL user the connection runs as (`default` until AUTH).
+    pub acl: AclSession,
     /// Close the connection once the pending replies are written (QUIT,
     /// protocol errors).
     pub close: bool,
@@ -48,13 +51,15 @@ pub struct Session {
 }
 
 impl Session {
-    /// A fresh session; authenticated unless a password is required.
-    pub fn new(info: Arc<ClientInfo>, needs_auth: bool) -> Session {
+    /// A fresh session as user `default`; authenticated unless that user
+    /// needs a password (or is off).
+    pub fn new(info: Arc<ClientInfo>, acl: &Acl) -> Session {
         Session {
             info,
             db: 0,
             proto: Proto::Resp2,
-            authenticated: !needs_auth,
+            authenticated: !acl.auth_required(),
+            acl: AclSession::new(acl),
             close: false,
             last_cmd: "NULL",
             counters: LocalCounters::default(),

@@ -12,6 +12,7 @@ use magpie_protocol::resp::Limits;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
+use crate::acl::Acl;
 use crate::clients::ClientInfo;
 use crate::config::ServeConfig;
 use crate::pubsub::{OutputLimit, PubSub};
@@ -24,6 +25,12 @@ use crate::tls::Tls;
 pub struct Runtime {
     /// Password required by AUTH, if any.
     pub requirepass: Option<String>,
+    /// Idle seconds before a client is closed (0 = never; kept in
+    /// [`Shared::client_timeout`] by [`Shared::set_runtime`]).
+    pub timeout: u64,
+    /// Redis's protected mode (kept in the ACL by
+    /// [`Shared::set_runtime`]).
+    pub protected_mode: bool,
     /// Maximum simultaneous clients.
     pub maxclients: usize,
     /// Parser limits for new requests.
@@ -106,15 +113,30 @@ pub struct Shared {
     pub tls: Tls,
     /// Pub/sub channels, patterns and their subscribers' queues.
     pub pubsub: Arc<PubSub>,
+    /// Users and permissions, consulted by every door.
+    pub acl: Acl,
+    /// Redis's `timeout` in seconds, read once per read batch.
+    pub client_timeout: AtomicU64,
+}
+
+/// What each door tells the shared state about its commands (see
+/// [`crate::command_names`]): their names, in [`crate::stats::Door::ALL`]
+/// order, for the statistics tables, and the ACL's command catalog.
+pub struct DoorCommands {
+    /// Each door's command names.
+    pub names: [Vec<&'static str>; 3],
+    /// What the ACL knows of the RESP commands, which the other doors map
+    /// their requests to.
+    pub catalog: crate::acl::Catalog,
 }
 
 impl Shared {
-    /// Builds the shared state from the serve configuration and the
-    /// command names of each door (in [`crate::stats::Door::ALL`] order;
-    /// [`crate::command_names`] has them), which the statistics tables
-    /// count by. The doors register their tables here, so this layer never
+    /// Builds the shared state from the serve configuration and what the
+    /// doors say of their commands ([`crate::command_names`] has it): the
+    /// statistics tables count by their names, the ACL guards by the
+    /// catalog. The doors register their tables here, so this layer never
     /// imports a door.
-    pub fn new(config: ServeConfig, command_names: [Vec<&'static str>; 3]) -> Arc<Shared> {
+    pub fn new(config: ServeConfig, doors: DoorCommands) -> Arc<Shared> {
         let mut ec = EngineConfig {
             databases: config.databases,
             ..EngineConfig::default()
@@ -124,6 +146,8 @@ impl Shared {
         }
         let runtime = Runtime {
             requirepass: config.requirepass.clone(),
+            protected_mode: config.protected_mode,
+            timeout: config.timeout,
             maxclients: config.maxclients,
             limits: Limits {
                 max_bulk_len: config.proto_max_bulk_len,
@@ -155,12 +179,19 @@ impl Shared {
             runtime.slowlog_max_len,
             runtime.command_log_sample,
         );
-        let command_stats = CommandStats::new(command_names);
+        let command_stats = CommandStats::new(doors.names);
         let tls = Tls::new(
             config.tls_settings(),
             config.tls_enabled(),
             std::time::Duration::from_millis(config.tls_handshake_timeout),
         );
+        let acl = Acl::new(
+            doors.catalog,
+            config.requirepass.as_deref(),
+            config.aclfile.clone(),
+        );
+        acl.set_protected_mode(config.protected_mode);
+        let client_timeout = AtomicU64::new(config.timeout);
         Arc::new(Shared {
             engine,
             persist: OnceLock::new(),
@@ -179,12 +210,21 @@ impl Shared {
             slowlog,
             tls,
             pubsub,
+            acl,
+            client_timeout,
         })
     }
 
     /// Publishes new runtime settings (CONFIG SET) to every part that
     /// reads them.
     pub fn set_runtime(&self, rt: Runtime) {
+        if rt.requirepass != self.runtime.read().requirepass {
+            // Redis's requirepass is the default user's only password
+            self.acl
+                .set_default_password(rt.requirepass.as_deref().map(str::as_bytes));
+        }
+        self.acl.set_protected_mode(rt.protected_mode);
+        self.client_timeout.store(rt.timeout, Ordering::Relaxed);
         self.slowlog.configure(
             rt.slowlog_log_slower_than,
             rt.slowlog_max_len,
@@ -194,6 +234,23 @@ impl Shared {
         self.pubsub.set_limit(rt.pubsub_output_limit);
         self.engine.set_tag_limits(rt.tag_limits);
         *self.runtime.write() = rt;
+    }
+
+    /// Waits for a client's next bytes (`read`), giving up with
+    /// `TimedOut` once it has been idle for `timeout` seconds (Redis's
+    /// idle-client timeout; without one, just the read).
+    pub async fn idle_read(
+        &self,
+        read: impl std::future::Future<Output = std::io::Result<usize>>,
+    ) -> std::io::Result<usize> {
+        let secs = self.client_timeout.load(Ordering::Relaxed);
+        if secs == 0 {
+            return read.await;
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(secs), read).await {
+            Ok(r) => r,
+            Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+        }
     }
 
     /// The MISCONF error text while writing the log fails (write commands

@@ -1300,7 +1300,8 @@ fn openapi_document_matches_the_server() {
     }
     // every status the document lists is produced by a test in this file
     // (503 by the unit tests of http/mod.rs, 507 by
-    // over_the_memory_limit_writes_get_507_and_deletes_and_reads_go_on):
+    // over_the_memory_limit_writes_get_507_and_deletes_and_reads_go_on,
+    // 401 and 403 by credentials_are_required_once_a_password_is_set):
     // listed so a new one needs a test
     let statuses: std::collections::BTreeSet<String> = h.doc["paths"]
         .as_object()
@@ -1310,7 +1311,8 @@ fn openapi_document_matches_the_server() {
         .flat_map(|op| op["responses"].as_object().unwrap().keys().cloned())
         .collect();
     let tested = [
-        "200", "201", "204", "304", "400", "404", "409", "412", "413", "414", "503", "507",
+        "200", "201", "204", "304", "400", "401", "403", "404", "409", "412", "413", "414", "503",
+        "507",
     ];
     assert_eq!(statuses.into_iter().collect::<Vec<_>>(), tested);
 }
@@ -1534,5 +1536,115 @@ fn tags_over_http_surrogate_keys_both_ways_invalidate_and_list() {
     assert_eq!(
         h.get("/v1/keys/r").header("surrogate-key"),
         Some("from%20resp")
+    );
+}
+
+/// `Authorization: Basic` for `user:pass`.
+fn basic(user: &str, pass: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+#[test]
+fn credentials_are_required_once_a_password_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = dir.path().join("users.acl");
+    std::fs::write(
+        &acl,
+        "user default on >pw ~* &* +@all\n\
+         user ro on >ro ~* -@all +@read\n\
+         user cart on >c ~cart:* +@all\n",
+    )
+    .unwrap();
+    let h = Http::start(&["--aclfile", acl.to_str().unwrap()]);
+    // no credentials, wrong ones, malformed ones: 401 with the challenges
+    for auth in [
+        None,
+        Some(basic("default", "nope")),
+        Some(basic("nosuch", "pw")),
+        Some("Bearer nope".into()),
+        Some("Basic %%%".into()),
+    ] {
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        for (method, path) in [
+            ("GET", "/v1/keys/k"),
+            ("PUT", "/v1/keys/k"),
+            ("GET", "/v1/keys"),
+            ("GET", "/v1/stats"),
+        ] {
+            let r = h.req(method, path, &headers, b"v");
+            r.assert_error(401, "unauthorized");
+            let challenges: Vec<_> = r
+                .headers
+                .get_all("www-authenticate")
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            assert_eq!(
+                challenges,
+                [
+                    "Basic realm=\"magpie\", charset=\"UTF-8\"",
+                    "Bearer realm=\"magpie\""
+                ]
+            );
+        }
+    }
+    // the probes and the document stay open
+    for path in ["/healthz", "/readyz", "/openapi.json"] {
+        assert_eq!(h.get(path).status, 200, "{path}");
+    }
+    // /metrics and /dashboard are open on loopback (the default rule)
+    assert_eq!(h.get("/metrics").status, 200);
+    assert_eq!(h.get("/dashboard").status, 200);
+    // Bearer is the default user's password; Basic any user's
+    let bearer = [("authorization", "Bearer pw")];
+    assert_eq!(h.req("PUT", "/v1/keys/cart:1", &bearer, b"v").status, 201);
+    let admin = basic("default", "pw");
+    assert_eq!(
+        h.req("GET", "/v1/keys/cart:1", &[("authorization", &admin)], b"")
+            .body,
+        b"v"
+    );
+    // a read-only user reads but may not write: 403
+    let ro = basic("ro", "ro");
+    let ro = [("authorization", ro.as_str())];
+    assert_eq!(h.req("GET", "/v1/keys/cart:1", &ro, b"").status, 200);
+    h.req("PUT", "/v1/keys/cart:1", &ro, b"w")
+        .assert_error(403, "forbidden");
+    h.req("DELETE", "/v1/keys/cart:1", &ro, b"")
+        .assert_error(403, "forbidden");
+    h.req("POST", "/v1/keys/n/incr", &ro, b"")
+        .assert_error(403, "forbidden");
+    // key patterns
+    let cart = basic("cart", "c");
+    let cart = [("authorization", cart.as_str())];
+    assert_eq!(h.req("PUT", "/v1/keys/cart%3A2", &cart, b"x").status, 201);
+    h.req("GET", "/v1/keys/other", &cart, b"")
+        .assert_error(403, "forbidden");
+    h.req("PUT", "/v1/keys/other", &cart, b"x")
+        .assert_error(403, "forbidden");
+    // the refusals and the failed logins are in the ACL LOG, no password
+    let mut c = h.server.client();
+    assert_eq!(c.cmd(&["AUTH", "pw"]), b"+OK\r\n");
+    let log = c.cmd_str(&["ACL", "LOG"]);
+    assert!(
+        log.contains("\r\nother\r\n") && log.contains("\r\ncart\r\n"),
+        "{log}"
+    );
+    assert!(
+        log.contains("door=http") && log.contains("\r\nnosuch\r\n"),
+        "{log}"
+    );
+    assert!(!log.contains("nope"), "{log}");
+    // with --http-metrics-access protected, /metrics wants credentials too
+    let p = Http::start(&["--requirepass", "pw", "--http-metrics-access", "protected"]);
+    p.get("/metrics").assert_error(401, "unauthorized");
+    assert_eq!(
+        p.req("GET", "/metrics", &[("authorization", "Bearer pw")], b"")
+            .status,
+        200
     );
 }

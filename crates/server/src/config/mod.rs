@@ -38,9 +38,35 @@ pub struct ServeConfig {
     #[arg(long, default_value_t = 10000, env = "MAGPIE_MAXCLIENTS")]
     pub maxclients: usize,
 
-    /// Require `AUTH <password>` (or `HELLO ... AUTH default <password>`).
+    /// The password of the ACL user `default` (Redis `requirepass`): with
+    /// it, every door asks for credentials (RESP `AUTH <password>`,
+    /// memcached's auth `set`, HTTP Basic or Bearer). See docs/security.md.
     #[arg(long, env = "MAGPIE_REQUIREPASS")]
     pub requirepass: Option<String>,
+
+    /// Close a client of the RESP or memcached door after this many seconds
+    /// without a request (Redis `timeout`; 0 = never).
+    #[arg(long, default_value_t = 0, env = "MAGPIE_TIMEOUT")]
+    pub timeout: u64,
+
+    /// Redis's protected mode (`yes` or `no`): while the ACL user `default`
+    /// has no password, clients from addresses other than loopback are
+    /// refused on every door (RESP's `-DENIED` text, memcached closes, HTTP
+    /// 403). `CONFIG SET protected-mode` changes it while running.
+    #[arg(long, default_value = "yes", value_parser = yes_no, action = clap::ArgAction::Set, env = "MAGPIE_PROTECTED_MODE")]
+    pub protected_mode: bool,
+
+    /// ACL users file in Redis 7.0's format (`user <name> <rules...>` lines),
+    /// loaded at start and by `ACL LOAD`, written by `ACL SAVE`.
+    #[arg(long, value_name = "PATH", env = "MAGPIE_ACLFILE")]
+    pub aclfile: Option<PathBuf>,
+
+    /// Who may read `/metrics` and `/dashboard` on the HTTP door without
+    /// credentials: `loopback` (clients on 127.0.0.1/::1; others must
+    /// authenticate when a password is set), `open` (anyone) or
+    /// `protected` (everyone authenticates when a password is set).
+    #[arg(long, value_enum, default_value_t = ObservabilityAccess::Loopback, env = "MAGPIE_HTTP_METRICS_ACCESS")]
+    pub http_metrics_access: ObservabilityAccess,
 
     /// Number of logical databases (SELECT 0..N-1).
     #[arg(long, default_value_t = 16, env = "MAGPIE_DATABASES")]
@@ -239,6 +265,27 @@ pub struct ServeConfig {
     /// hold connections open).
     #[arg(long, default_value_t = 10_000, env = "MAGPIE_TLS_HANDSHAKE_TIMEOUT")]
     pub tls_handshake_timeout: u64,
+}
+
+/// Who may read the HTTP door's `/metrics` and `/dashboard` without
+/// credentials (`--http-metrics-access`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObservabilityAccess {
+    /// Loopback clients without credentials, others as any route.
+    Loopback,
+    /// Everyone without credentials.
+    Open,
+    /// Everyone as any route.
+    Protected,
+}
+
+/// Redis's `yes` / `no` (any case).
+pub fn yes_no(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err("expected yes or no".into()),
+    }
 }
 
 /// Redis's `memtoull`: digits with an optional `b`, `k`, `kb`, `m`, `mb`,

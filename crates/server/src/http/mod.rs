@@ -3,12 +3,14 @@
 //! the OpenAPI document, over HTTP and (with `--tls-http-port`) HTTPS:
 //! [`start`] serves one router on both.
 //!
-//! [`router`] lists every route; [`keys`] has the key handlers, [`stats`] the
+//! [`router`] lists every route; [`auth`] authenticates and checks
+//! permissions with the ACL users; [`keys`] has the key handlers, [`stats`] the
 //! observability endpoints, [`dashboard`] the page over them, [`errors`] the
 //! JSON error form, [`log`] the request-id and canonical-log-line
 //! middleware and [`openapi`] the document that describes all of it
 //! (docs/http.md is the prose version).
 
+pub mod auth;
 pub mod dashboard;
 pub mod errors;
 pub mod keys;
@@ -181,6 +183,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard.js", get(dashboard::script))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::clients::{ClientInfo, McConnState};
 use crate::listener::{accept_loop, tls_accept_loop};
+use crate::memcache::auth::McAuth;
 use crate::memcache::{command_index, execute, McCounters, McCtx, McState};
 use crate::shared::Shared;
 use crate::slowlog::{write_down, Observer};
@@ -58,6 +59,11 @@ pub async fn serve<S>(shared: Arc<Shared>, mc: Arc<McState>, mut stream: S, info
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    if shared.acl.protected_refuses(info.addr.ip()) {
+        // memcached has no greeting to refuse with: close (see security.md)
+        let _ = stream.shutdown().await;
+        return;
+    }
     McCounters::bump(&mc.counters.total_connections);
     McCounters::bump(&mc.counters.curr_connections);
     let query_limit = shared.runtime.read().client_query_buffer_limit;
@@ -68,6 +74,7 @@ where
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut observer = Observer::new(Door::Memcache);
+    let mut auth = McAuth::new(&shared.acl, info.clone());
     'conn: loop {
         if rbuf.capacity() - rbuf.len() < 512 {
             // grow with what has arrived (doubling), never with what a
@@ -76,7 +83,7 @@ where
         }
         // no select on the shutdown Notify: registering with it on every
         // read takes its lock per batch on every connection (see resp_conn)
-        let n = match stream.read_buf(&mut rbuf).await {
+        let n = match shared.idle_read(stream.read_buf(&mut rbuf)).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
@@ -107,6 +114,7 @@ where
                         out: &mut out,
                         now,
                         close: false,
+                        auth: &mut auth,
                     };
                     execute(&mut ctx, req);
                     let quit = ctx.close;
@@ -133,6 +141,12 @@ where
                     }
                     commands += 1;
                     off += used;
+                    if auth.after_request(&mut out, off < rbuf.len()) {
+                        // refused before authentication: the rest of
+                        // what was read goes unanswered (memcached's way)
+                        off = rbuf.len();
+                        break;
+                    }
                     if quit {
                         close = true;
                         break;

@@ -6,6 +6,7 @@
 //! is written once per read batch.
 
 pub mod arith;
+pub mod auth;
 pub mod conn;
 pub mod meta;
 pub mod misc;
@@ -201,6 +202,8 @@ pub struct McCtx<'a> {
     pub now: u64,
     /// Set by quit: close once the replies are written.
     pub close: bool,
+    /// Who the connection is (see [`auth`]).
+    pub auth: &'a mut auth::McAuth,
 }
 
 impl McCtx<'_> {
@@ -329,6 +332,9 @@ fn stores_an_item(req: &Request<'_>) -> bool {
 
 /// Runs one request.
 pub fn execute(ctx: &mut McCtx<'_>, req: Request<'_>) {
+    if !auth::gate(ctx, &req) {
+        return;
+    }
     // over the memory limit, a store first evicts as the policy says; with
     // nothing left to evict (or under `noeviction`, memcached's -M) it is
     // refused. Under noreply the refusal is silent, as memcached's

@@ -103,7 +103,7 @@ fn redis_docs(name: &str) -> Option<&'static (&'static str, &'static str, &'stat
 
 /// A command's ACL categories: what Redis 7.0 says for its own commands,
 /// otherwise derived from the command's flags and group.
-fn categories(spec: &CommandSpec) -> Vec<&'static str> {
+pub fn categories(spec: &CommandSpec) -> Vec<&'static str> {
     if let Some((_, _, cats)) = redis_docs(spec.name) {
         return cats.split(' ').filter(|c| !c.is_empty()).collect();
     }
@@ -128,7 +128,12 @@ fn categories(spec: &CommandSpec) -> Vec<&'static str> {
     let wanted = |c: &str| match c {
         "@read" => has("readonly"),
         "@write" => has("write"),
-        "@admin" | "@dangerous" => has("admin"),
+        "@admin" => has("admin"),
+        // tag invalidation and listing reach keys by tag, not by name, so
+        // key patterns cannot limit them (as with FLUSHDB and SCAN): they
+        // are dangerous, as FLUSHDB is, and keyspace commands
+        "@dangerous" => has("admin") || REACHES_KEYS_BY_TAG.contains(&spec.name),
+        "@keyspace" if REACHES_KEYS_BY_TAG.contains(&spec.name) => true,
         "@fast" => has("fast"),
         "@slow" => !has("fast"),
         "@blocking" => has("blocking"),
@@ -140,6 +145,9 @@ fn categories(spec: &CommandSpec) -> Vec<&'static str> {
         .filter(|c| wanted(c))
         .collect()
 }
+
+/// Commands that reach keys through a tag or a prefix rather than by name.
+const REACHES_KEYS_BY_TAG: &[&str] = &["invalidate|tag", "invalidate|prefix", "tag|scan"];
 
 /// Finds a command or `parent|sub` subcommand by name, ignoring case.
 fn find_command(t: &CommandTable, name: &[u8]) -> Option<&'static CommandSpec> {

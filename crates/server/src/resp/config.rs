@@ -144,12 +144,30 @@ const PARAMS: &[Param] = &[
     Param {
         name: "requirepass",
         get: |s| s.runtime.read().requirepass.clone().unwrap_or_default(),
+        // the default user's password follows (see Shared::set_runtime)
         set: Setter::Runtime(|rt, v| {
             rt.requirepass = if v.is_empty() {
                 None
             } else {
                 Some(String::from_utf8_lossy(v).into_owned())
             };
+            Ok(())
+        }),
+    },
+    Param {
+        name: "timeout",
+        get: |s| s.runtime.read().timeout.to_string(),
+        set: Setter::Runtime(|rt, v| {
+            rt.timeout = parse_int_in(v, 0, i32::MAX as i64)? as u64;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "protected-mode",
+        get: |s| yes_no(s.runtime.read().protected_mode).into(),
+        set: Setter::Runtime(|rt, v| {
+            rt.protected_mode = crate::config::yes_no(&String::from_utf8_lossy(v))
+                .map_err(|_| "argument must be 'yes' or 'no'".to_string())?;
             Ok(())
         }),
     },

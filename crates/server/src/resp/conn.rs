@@ -48,15 +48,16 @@ pub async fn serve<S>(shared: Arc<Shared>, mut stream: S, info: Arc<ClientInfo>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (limits, needs_auth, query_limit) = {
+    if shared.acl.protected_refuses(info.addr.ip()) {
+        let _ = stream.write_all(resp::acl::PROTECTED_MODE_DENIED).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
+    let (limits, query_limit) = {
         let rt = shared.runtime.read();
-        (
-            rt.limits.clone(),
-            rt.requirepass.is_some(),
-            rt.client_query_buffer_limit,
-        )
+        (rt.limits.clone(), rt.client_query_buffer_limit)
     };
-    let mut session = Session::new(info, needs_auth);
+    let mut session = Session::new(info, &shared.acl);
     let mut parser = Parser::new(limits);
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
@@ -71,7 +72,8 @@ where
         // read would take its internal lock per batch on every connection.
         // Shutdown is noticed after the batch (below) or by runtime teardown.
         let read = match session.pubsub.subscriber() {
-            None => stream.read_buf(&mut rbuf).await,
+            // Redis's idle timeout spares subscribers
+            None => shared.idle_read(stream.read_buf(&mut rbuf)).await,
             // a subscriber also wakes for messages (both futures are
             // cancel-safe: nothing is lost when the other one wins)
             Some(sub) => {

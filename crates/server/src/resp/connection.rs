@@ -9,6 +9,7 @@ use super::handler::{
     dispatch_subcommand, int_arg, is, proto_version, subcommand, write_help, CommandSpec, Ctx,
     REDIS_VERSION,
 };
+use crate::acl::{AclSession, Reason};
 use crate::clients::{ClientInfo, ClientState};
 
 /// The connection family's table.
@@ -242,30 +243,33 @@ pub fn set_proto(ctx: &mut Ctx<'_, '_>, proto: Proto) {
     ctx.out.set_proto(proto);
 }
 
-/// Redis's `ACLAuthenticateUser` for the only user magpie has, `default`:
-/// without `requirepass` it takes any password, with it only that one.
-fn password_ok(ctx: &Ctx<'_, '_>, user: &[u8], pass: &[u8]) -> bool {
-    if user != b"default" {
-        return false;
-    }
-    match &ctx.shared.runtime.read().requirepass {
-        None => true,
-        Some(p) => constant_time_eq(p.as_bytes(), pass),
+/// Redis's `ACLAuthenticateUser`: on success the connection becomes the
+/// user (CLIENT LIST shows it); a failure is recorded in the ACL LOG
+/// under the name tried, never with the password.
+fn authenticate(ctx: &mut Ctx<'_, '_>, cmd: &[u8], user: &[u8], pass: &[u8]) -> bool {
+    match ctx.shared.acl.authenticate(user, pass) {
+        Some(u) => {
+            ctx.session.info.state.lock().user = u.name.clone();
+            ctx.session.acl = AclSession::of(&ctx.shared.acl, u);
+            ctx.session.authenticated = true;
+            true
+        }
+        None => {
+            let object = String::from_utf8_lossy(cmd).into_owned();
+            let name = String::from_utf8_lossy(user).into_owned();
+            super::acl::log_refusal(ctx, Reason::Auth, object, name);
+            false
+        }
     }
 }
 
-/// Compares without stopping at the first difference, so response time
-/// does not tell how much of a guessed password was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+/// Redis's reply to a failed AUTH or HELLO AUTH.
+pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
 fn auth(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     let (user, pass) = match args.len() {
         2 => {
-            if ctx.shared.runtime.read().requirepass.is_none() {
+            if ctx.shared.acl.default_user().nopass {
                 ctx.out.error(
                     "ERR AUTH <password> called without any password configured for the default user. \
                      Are you sure your configuration is correct?",
@@ -280,8 +284,7 @@ fn auth(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
             return;
         }
     };
-    if password_ok(ctx, user, pass) {
-        ctx.session.authenticated = true;
+    if authenticate(ctx, args.get(0), user, pass) {
         ctx.out.ok();
     } else {
         ctx.out.error(WRONGPASS);
@@ -337,11 +340,10 @@ fn hello(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
         }
     }
     if let Some((user, pass)) = credentials {
-        if !password_ok(ctx, user, pass) {
+        if !authenticate(ctx, args.get(0), user, pass) {
             ctx.out.error(WRONGPASS);
             return;
         }
-        ctx.session.authenticated = true;
     }
     if !ctx.session.authenticated {
         ctx.out.error(
@@ -476,13 +478,18 @@ fn client_line(out: &mut String, info: &ClientInfo, st: &ClientState, now: Insta
         out,
         "id={} addr={} laddr={} fd={} name={} age={age} idle={idle} flags={flags} db={} \
          sub={sub} psub={psub} ssub={ssub} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 \
-         obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={}",
+         obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user={} redir=-1 resp={}",
         info.id,
         info.addr,
         info.laddr,
         info.fd,
         String::from_utf8_lossy(&st.name),
         st.db,
+        if st.user.is_empty() {
+            "default"
+        } else {
+            &st.user
+        },
         st.resp,
     );
     if !st.lib_name.is_empty() || !st.lib_ver.is_empty() {
@@ -505,6 +512,7 @@ fn own_state(ctx: &Ctx<'_, '_>) -> ClientState {
     st.last_cmd.clear();
     st.last_cmd.push_str(ctx.session.last_cmd);
     st.last_active = Some(Instant::now());
+    st.user = ctx.session.acl.name().to_string();
     st
 }
 
@@ -566,10 +574,16 @@ fn client_list(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
 }
 
 fn client_info(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) {
+    let text = client_info_line(ctx);
+    ctx.out.verbatim(text.as_bytes());
+}
+
+/// This connection's CLIENT INFO line (also what the ACL LOG records).
+pub fn client_info_line(ctx: &Ctx<'_, '_>) -> String {
     let st = own_state(ctx);
     let mut text = String::with_capacity(300);
     client_line(&mut text, &ctx.session.info, &st, Instant::now());
-    ctx.out.verbatim(text.as_bytes());
+    text
 }
 
 fn client_help(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) {

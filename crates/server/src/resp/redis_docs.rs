@@ -10,6 +10,20 @@
 /// `(name, since, ACL categories separated by spaces)`, sorted by name;
 /// subcommands are named `parent|sub` as Redis names them.
 pub const REDIS_DOCS: &[(&str, &str, &str)] = &[
+    ("acl", "6.0.0", "@slow"),
+    ("acl|cat", "6.0.0", "@slow"),
+    ("acl|deluser", "6.0.0", "@admin @slow @dangerous"),
+    ("acl|dryrun", "7.0.0", "@admin @slow @dangerous"),
+    ("acl|genpass", "6.0.0", "@slow"),
+    ("acl|getuser", "6.0.0", "@admin @slow @dangerous"),
+    ("acl|help", "6.0.0", "@slow"),
+    ("acl|list", "6.0.0", "@admin @slow @dangerous"),
+    ("acl|load", "6.0.0", "@admin @slow @dangerous"),
+    ("acl|log", "6.0.0", "@admin @slow @dangerous"),
+    ("acl|save", "6.0.0", "@admin @slow @dangerous"),
+    ("acl|setuser", "6.0.0", "@admin @slow @dangerous"),
+    ("acl|users", "6.0.0", "@admin @slow @dangerous"),
+    ("acl|whoami", "6.0.0", "@slow"),
     ("append", "2.0.0", "@write @string @fast"),
     ("auth", "1.0.0", "@fast @connection"),
     ("client", "2.4.0", "@slow"),

@@ -14,6 +14,40 @@ const fn a(name: &'static str, kind: super::Kind) -> Arg {
 /// `parent|sub`.
 #[rustfmt::skip]
 pub const ARGUMENTS: &[(&str, &[Arg])] = &[
+    ("acl", &[]),
+    ("acl|cat", &[
+        a("categoryname", Str).optional(),
+    ]),
+    ("acl|deluser", &[
+        a("username", Str).multiple(),
+    ]),
+    ("acl|dryrun", &[
+        a("username", Str),
+        a("command", Str),
+        a("arg", Str).optional().multiple(),
+    ]),
+    ("acl|genpass", &[
+        a("bits", Int).optional(),
+    ]),
+    ("acl|getuser", &[
+        a("username", Str),
+    ]),
+    ("acl|help", &[]),
+    ("acl|list", &[]),
+    ("acl|load", &[]),
+    ("acl|log", &[
+        a("operation", OneOf).optional().args(&[
+            a("count", Int),
+            a("reset", Token).token("RESET"),
+        ]),
+    ]),
+    ("acl|save", &[]),
+    ("acl|setuser", &[
+        a("username", Str),
+        a("rule", Str).optional().multiple(),
+    ]),
+    ("acl|users", &[]),
+    ("acl|whoami", &[]),
     ("append", &[
         a("key", Key).key_spec(0),
         a("value", Str),
