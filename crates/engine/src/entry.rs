@@ -38,12 +38,18 @@
 //! read (memcached's `ITEM_FETCHED`, reported by the meta `h` flag). It adds
 //! no field and no byte; every write that makes a new version starts it
 //! cleared, metadata-only changes (expiry, flags) keep it, and it is not
-//! persisted. Later features (tags, eviction metadata)
+//! persisted.
+//!
+//! Bit 7 of `present` (COLLECTION) is the type marker: such an entry's
+//! value is an 8-byte pointer to the hash, set... it owns (see
+//! `types/mod.rs`); strings never set it. Later features (tags, eviction metadata)
 //! add further optional fields behind new `present` bits, so keys that do not
 //! use them pay nothing.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::ptr::NonNull;
+
+use crate::types::{Collection, Kind};
 
 const HEADER: usize = 17;
 const KEY_LEN_AT: usize = 8;
@@ -57,6 +63,10 @@ const HAS_FLAGS: u8 = 2;
 const FETCHED: u8 = 4;
 /// The key is longer than 255 bytes: its length is the last optional field.
 const LONG_KEY: u8 = 8;
+/// The type marker: the value is not bytes but a pointer (8 bytes, native
+/// endian) to a boxed [`Collection`] the entry owns. Unset for strings, so
+/// a string entry is exactly what it was before collections existed.
+const COLLECTION: u8 = 0x80;
 
 /// Longest key whose length fits the header's key_len byte.
 const SHORT_KEY_MAX: usize = u8::MAX as usize;
@@ -319,8 +329,99 @@ impl Entry {
     }
 }
 
+/// The collection-specific part of [`Entry`]: the type marker's methods.
+impl Entry {
+    /// Allocates an entry owning collection `coll` (see [`COLLECTION`]).
+    pub(crate) fn build_collection(
+        key: &[u8],
+        coll: Box<Collection>,
+        meta: Meta,
+        clock: u32,
+    ) -> Entry {
+        let raw = Box::into_raw(coll) as usize;
+        let e = Self::build(key, &[&raw.to_ne_bytes()], meta, clock);
+        // SAFETY: byte PRESENT_AT is in the header; we own the allocation.
+        unsafe { *e.ptr.as_ptr().add(PRESENT_AT) |= COLLECTION }
+        e
+    }
+
+    /// True when the entry holds a collection rather than bytes.
+    #[inline]
+    pub(crate) fn is_collection(&self) -> bool {
+        self.present() & COLLECTION != 0
+    }
+
+    fn collection_ptr(&self) -> *mut Collection {
+        let v = self.value();
+        usize::from_ne_bytes(v[..8].try_into().unwrap()) as *mut Collection
+    }
+
+    /// The collection this entry owns, if it holds one.
+    pub(crate) fn collection(&self) -> Option<&Collection> {
+        // SAFETY: a COLLECTION entry's value is the pointer of a live box
+        // it owns (build_collection); shared access to the entry lends it.
+        self.is_collection()
+            .then(|| unsafe { &*self.collection_ptr() })
+    }
+
+    /// The collection this entry owns, mutably.
+    pub(crate) fn collection_mut(&mut self) -> Option<&mut Collection> {
+        // SAFETY: as in `collection`, with `&mut self` exclusive.
+        self.is_collection()
+            .then(|| unsafe { &mut *self.collection_ptr() })
+    }
+
+    /// What the entry holds.
+    #[inline]
+    pub(crate) fn kind(&self) -> Kind {
+        match self.collection() {
+            None => Kind::String,
+            Some(c) => c.kind(),
+        }
+    }
+
+    /// A new entry with metadata `meta` (and this entry's key and last
+    /// access) over the same collection, which both now point at: the
+    /// caller must [`Entry::disown`] this one as soon as the new one has
+    /// replaced it. Only for collection entries.
+    pub(crate) fn share_collection(&self, meta: Meta) -> Entry {
+        debug_assert!(self.is_collection());
+        let raw = self.collection_ptr() as usize;
+        let e = Self::build(self.key(), &[&raw.to_ne_bytes()], meta, self.last_access());
+        // SAFETY: byte PRESENT_AT is in the header; we own the allocation.
+        unsafe { *e.ptr.as_ptr().add(PRESENT_AT) |= COLLECTION }
+        e
+    }
+
+    /// Frees this entry without its collection (now owned by the entry
+    /// [`Entry::share_collection`] made).
+    pub(crate) fn disown(self) {
+        // SAFETY: clearing the marker makes Drop free only the entry (the
+        // allocation's size does not depend on the marker).
+        unsafe { *self.ptr.as_ptr().add(PRESENT_AT) &= !COLLECTION };
+    }
+
+    /// Gives the entry a new CAS in place (a collection's every write makes
+    /// a new version without rebuilding the entry).
+    pub(crate) fn set_cas(&mut self, cas: u64) {
+        // SAFETY: bytes 0..8 are the header's CAS; `&mut self` is exclusive.
+        unsafe { std::ptr::copy_nonoverlapping(cas.to_le_bytes().as_ptr(), self.ptr.as_ptr(), 8) }
+    }
+
+    /// Bytes this entry accounts for: its allocation plus, for a
+    /// collection, everything the collection holds.
+    #[inline]
+    pub(crate) fn footprint(&self) -> usize {
+        self.alloc_size() + self.collection().map_or(0, |c| c.footprint())
+    }
+}
+
 impl Drop for Entry {
     fn drop(&mut self) {
+        if self.is_collection() {
+            // SAFETY: see `into_collection`; the entry owns the box.
+            drop(unsafe { Box::from_raw(self.collection_ptr()) });
+        }
         let layout = Layout::from_size_align(self.alloc_size(), 1).expect("entry layout");
         // SAFETY: allocated in build_with with this exact layout.
         unsafe { dealloc(self.ptr.as_ptr(), layout) }

@@ -20,10 +20,12 @@
 //! assert_eq!(txn.get(b"greeting").unwrap().value, b"hello");
 //! ```
 
+mod collections;
 mod entry;
 mod evict;
 pub mod glob;
 mod shard;
+pub mod types;
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -39,6 +41,8 @@ pub use evict::{
     EvictionPolicy, MemoryLimit, OutOfMemory, DEFAULT_SAMPLES, MAX_EVICTIONS_PER_CALL, MAX_SAMPLES,
 };
 use shard::Shard;
+use types::SharedLimits;
+pub use types::{Hash, Kind, Set, TypeLimits, WrongType};
 
 /// Current wall-clock time in ms since the Unix epoch: the unit of every
 /// expiry the engine stores.
@@ -77,10 +81,13 @@ pub const ACCESS_CLOCK_PERIOD_SECS: u64 = 1 << 24;
 /// A read-only view of a stored value and its metadata.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct View<'a> {
-    /// The stored bytes.
+    /// The stored bytes (empty for a collection: read those through
+    /// [`Txn::read_hash`] and friends).
     pub value: &'a [u8],
     /// CAS, expiry and flags.
     pub meta: Meta,
+    /// What the key holds.
+    pub kind: Kind,
 }
 
 /// What [`Txn::fetch`] reads: the value, and the access state it had
@@ -190,6 +197,45 @@ pub enum Mutation<'a> {
     },
     /// Every database was emptied.
     FlushAll,
+    /// Item `item` of the collection `key` (a hash's field, a set's member)
+    /// now exists, with `value` (a hash field's value; empty for a set). A
+    /// collection is created by its first item; a key holding another kind
+    /// is replaced (replay meets that only when a snapshot is newer than
+    /// the record). One record per item changed, whatever the collection's
+    /// size; the key's metadata after the change rides along, so replay
+    /// needs no other state.
+    AddItem {
+        /// Database index.
+        db: usize,
+        /// The key.
+        key: &'a [u8],
+        /// Hash or set.
+        kind: Kind,
+        /// Field or member.
+        item: &'a [u8],
+        /// The field's value (empty for sets).
+        value: &'a [u8],
+        /// The key's absolute expiry in ms, if any.
+        expire_at: Option<u64>,
+        /// The key's CAS after the change.
+        cas: u64,
+    },
+    /// Item `item` left the collection `key`; a collection left empty is
+    /// deleted with it (no separate Del record).
+    RemoveItem {
+        /// Database index.
+        db: usize,
+        /// The key.
+        key: &'a [u8],
+        /// Hash or set.
+        kind: Kind,
+        /// Field or member.
+        item: &'a [u8],
+        /// The key's absolute expiry in ms, if any.
+        expire_at: Option<u64>,
+        /// The key's CAS after the change.
+        cas: u64,
+    },
 }
 
 /// Receives every [`Mutation`] as it is applied. Called while the shard
@@ -298,6 +344,8 @@ pub struct Engine {
     /// Sum of every database's `used`: what the memory limit reads, in one
     /// load per command.
     used: Arc<AtomicUsize>,
+    /// Collection encoding thresholds.
+    limits: SharedLimits,
 }
 
 impl Engine {
@@ -327,6 +375,7 @@ impl Engine {
             samples: AtomicUsize::new(DEFAULT_SAMPLES),
             rng: AtomicU64::new(0),
             used,
+            limits: SharedLimits::new(TypeLimits::default()),
         }
     }
 
@@ -408,6 +457,7 @@ impl Engine {
                     }
                 }
             }
+            Mutation::AddItem { .. } | Mutation::RemoveItem { .. } => self.replay_item(m),
         }
     }
 
@@ -415,15 +465,9 @@ impl Engine {
     /// or not, holding only that shard's lock for the duration (snapshots
     /// walk the keyspace one shard at a time while writes go on elsewhere).
     pub fn visit_shard(&self, db: usize, shard: usize, mut f: impl FnMut(&[u8], View<'_>)) {
-        self.dbs[db].shards[shard].lock().for_each_live(0, |e| {
-            f(
-                e.key(),
-                View {
-                    value: e.value(),
-                    meta: e.meta(),
-                },
-            )
-        });
+        self.dbs[db].shards[shard]
+            .lock()
+            .for_each_live(0, |e| f(e.key(), view_of(e)));
     }
 
     /// Number of logical databases.
@@ -779,13 +823,7 @@ impl Engine {
                 if let Some(e) = s.bucket(bucket) {
                     examined += 1;
                     if !e.is_expired(now) {
-                        f(
-                            e.key(),
-                            View {
-                                value: e.value(),
-                                meta: e.meta(),
-                            },
-                        );
+                        f(e.key(), view_of(e));
                     }
                 }
                 bucket += 1;
@@ -845,9 +883,17 @@ impl Engine {
 }
 
 fn view_of(e: &Entry) -> View<'_> {
-    View {
-        value: e.value(),
-        meta: e.meta(),
+    match e.collection() {
+        None => View {
+            value: e.value(),
+            meta: e.meta(),
+            kind: Kind::String,
+        },
+        Some(c) => View {
+            value: &[],
+            meta: e.meta(),
+            kind: c.kind(),
+        },
     }
 }
 
@@ -928,17 +974,34 @@ impl<'a> Txn<'a> {
     /// This is an access: the key's last access time becomes this
     /// transaction's (Redis's `lookupKey`; see [`Txn::peek`] for the reads
     /// that must not count).
+    ///
+    /// A key holding a collection reads as absent here (and is not
+    /// touched): this is the string read of the doors that only know
+    /// strings (memcached, HTTP). Commands that must tell the two apart
+    /// use [`Txn::get_string`].
     pub fn get(&mut self, key: &[u8]) -> Option<View<'_>> {
+        self.get_string(key).ok().flatten()
+    }
+
+    /// Like [`Txn::get`], but a key holding a collection is
+    /// `Err(WrongType)` (Redis's string commands), found in the same probe.
+    #[inline]
+    pub fn get_string(&mut self, key: &[u8]) -> Result<Option<View<'_>>, WrongType> {
         let clock = self.clock;
-        self.lookup(key).map(|e| {
-            e.touch(clock);
-            view_of(e)
-        })
+        match self.lookup(key) {
+            None => Ok(None),
+            Some(e) if e.is_collection() => Err(WrongType),
+            Some(e) => {
+                e.touch(clock);
+                Ok(Some(view_of(e)))
+            }
+        }
     }
 
     /// Like [`Txn::get`], without counting as an access: for commands that
     /// inspect a key rather than use it (Redis's `LOOKUP_NOTOUCH`: EXISTS,
-    /// TYPE, TTL, OBJECT). An expired key is still removed here.
+    /// TYPE, TTL, OBJECT). An expired key is still removed here. Sees
+    /// every kind of value ([`View::kind`]).
     pub fn peek(&mut self, key: &[u8]) -> Option<View<'_>> {
         self.lookup(key).map(|e| view_of(e))
     }
@@ -976,9 +1039,11 @@ impl<'a> Txn<'a> {
     /// clears the fetched mark; expiry and flag changes keep it. The mark is
     /// a bit of the entry's header (no extra memory); neither it nor the
     /// access time is persisted.
+    ///
+    /// Like [`Txn::get`], a key holding a collection reads as absent.
     pub fn fetch(&mut self, key: &[u8], access: bool) -> Option<Fetched<'_>> {
         let clock = self.clock;
-        let e = self.lookup(key)?;
+        let e = self.lookup(key).filter(|e| !e.is_collection())?;
         let fetched_before = e.fetched();
         let idle_before = idle_secs(e.last_access(), clock);
         if access {
@@ -1055,7 +1120,8 @@ impl<'a> Txn<'a> {
 
     /// Rewrites the value of an existing live `key`, keeping its flags and
     /// expiry: `fill` receives the old value and a zeroed buffer of `len`
-    /// bytes. Returns the new CAS, or None when the key is absent.
+    /// bytes. Returns the new CAS, or None when the key is absent or holds
+    /// a collection (callers read the key first and report the type).
     pub fn rewrite(
         &mut self,
         key: &[u8],
@@ -1066,7 +1132,7 @@ impl<'a> Txn<'a> {
         let chosen = self.chosen_cas.take();
         let (hash, shard, engine) = self.shard(key);
         let (old, _) = shard.get(hash, key, now);
-        let old = old?;
+        let old = old.filter(|e| !e.is_collection())?;
         let cas = engine.cas_for(chosen);
         let meta = Meta { cas, ..old.meta() };
         let entry = Entry::build_with(key, len, meta, clock, |dst| fill(old.value(), dst));
@@ -1102,6 +1168,9 @@ impl<'a> Txn<'a> {
         // reading the source is an access of it, as in Redis
         old.touch(clock);
         let cas = engine.cas_for(chosen);
+        if old.is_collection() {
+            return Some(self.copy_collection(src, dst, cas));
+        }
         let meta = Meta { cas, ..old.meta() };
         let value = old.value();
         let entry = Entry::build_with(dst, value.len(), meta, clock, |d| d.copy_from_slice(value));
@@ -1163,9 +1232,10 @@ impl<'a> Txn<'a> {
 
     /// Replaces the client flags of a live `key`, giving it a new CAS. Like
     /// [`Txn::set_expiry`], keeps the key's last access time.
+    /// Keys holding a collection have no client flags: false for them.
     pub fn set_flags(&mut self, key: &[u8], flags: u32) -> bool {
         let chosen = self.chosen_cas.take();
-        if !self.exists(key) {
+        if self.peek(key).is_none_or(|v| v.kind != Kind::String) {
             return false;
         }
         let db = self.db;
@@ -1191,3 +1261,5 @@ impl<'a> Txn<'a> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod types_tests;

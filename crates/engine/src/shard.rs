@@ -32,7 +32,7 @@ fn hash_of(state: &RandomState, key: &[u8]) -> u64 {
 
 /// [`Shard::forget`] on the two fields it changes.
 fn forget_in(bytes: &mut usize, expires: &mut BTreeSet<(u64, u64, u64)>, hash: u64, old: &Entry) {
-    *bytes -= old.alloc_size();
+    *bytes -= old.footprint();
     if let Some(t) = old.expire_at() {
         expires.remove(&(t, old.cas(), hash));
     }
@@ -224,7 +224,7 @@ impl Shard {
     /// Inserts or replaces the entry for its key; returns the replaced entry.
     pub(crate) fn insert(&mut self, state: &RandomState, hash: u64, entry: Entry) -> Option<Entry> {
         let index_key = entry.expire_at().map(|t| (t, entry.cas(), hash));
-        self.bytes += entry.alloc_size();
+        self.bytes += entry.footprint();
         if self.table.len() == self.table.capacity() {
             // the insert may grow or rehash the table
             self.epoch = self.epoch.wrapping_add(1);
@@ -278,11 +278,33 @@ impl Shard {
             let is_it = |e: &Entry| e.cas() == cas && hash_of(state, e.key()) == hash;
             if let Ok(found) = self.table.find_entry(hash, is_it) {
                 let (old, _) = found.remove();
-                self.bytes -= old.alloc_size();
+                self.bytes -= old.footprint();
                 removed += 1;
             }
         }
         removed
+    }
+
+    /// Runs `f` on the entry for `key` (None when absent), then accounts
+    /// for what `f` changed: the entry's bytes (a collection grew or shrank
+    /// in place) and, when its CAS changed, its place in the expiry index.
+    /// `f` must not change the entry's expiry.
+    pub(crate) fn modify<R>(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        f: impl FnOnce(&mut Entry) -> R,
+    ) -> Option<R> {
+        let e = self.table.find_mut(hash, |e| e.key() == key)?;
+        let (before, cas) = (e.footprint(), e.cas());
+        let r = f(e);
+        let (after, new_cas, at) = (e.footprint(), e.cas(), e.expire_at());
+        self.bytes = self.bytes + after - before;
+        if let (Some(t), true) = (at, new_cas != cas) {
+            self.expires.remove(&(t, cas, hash));
+            self.expires.insert((t, new_cas, hash));
+        }
+        Some(r)
     }
 
     /// Drops every entry.
@@ -314,6 +336,18 @@ impl Shard {
         let Some(old) = self.table.find(hash, |e| e.key() == key) else {
             return false;
         };
+        if old.is_collection() {
+            // the rebuilt entry takes over the same collection: it replaces
+            // the old one in its bucket, which then lets go of it
+            let mut rebuilt = old.share_collection(meta(old.meta()));
+            if old.fetched() {
+                rebuilt.mark_fetched();
+            }
+            if let Some(replaced) = self.insert(state, hash, rebuilt) {
+                replaced.disown();
+            }
+            return true;
+        }
         let new_meta = meta(old.meta());
         // the same value with new metadata: not an access of its own
         let mut rebuilt = Entry::build(key, &[old.value()], new_meta, old.last_access());

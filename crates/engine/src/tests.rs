@@ -443,16 +443,26 @@ proptest! {
 
 /// Owned copy of a [`Mutation`], for tests that record and replay.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Owned {
+pub(crate) enum Owned {
     Set(usize, Vec<u8>, Vec<u8>, u32, Option<u64>, u64),
     Del(usize, Vec<u8>),
     Expire(usize, Vec<u8>, Option<u64>),
     FlushDb(usize),
     FlushAll,
+    /// AddItem (value Some) or RemoveItem (value None).
+    Item(
+        usize,
+        Vec<u8>,
+        Kind,
+        Vec<u8>,
+        Option<Vec<u8>>,
+        Option<u64>,
+        u64,
+    ),
 }
 
 #[derive(Default)]
-struct Recorder(parking_lot::Mutex<Vec<Owned>>);
+pub(crate) struct Recorder(pub(crate) parking_lot::Mutex<Vec<Owned>>);
 
 impl MutationSink for Recorder {
     fn record(&self, m: Mutation<'_>) {
@@ -469,12 +479,37 @@ impl MutationSink for Recorder {
             Mutation::Expire { db, key, at } => Owned::Expire(db, key.to_vec(), at),
             Mutation::FlushDb { db } => Owned::FlushDb(db),
             Mutation::FlushAll => Owned::FlushAll,
+            Mutation::AddItem {
+                db,
+                key,
+                kind,
+                item,
+                value,
+                expire_at,
+                cas,
+            } => Owned::Item(
+                db,
+                key.to_vec(),
+                kind,
+                item.to_vec(),
+                Some(value.to_vec()),
+                expire_at,
+                cas,
+            ),
+            Mutation::RemoveItem {
+                db,
+                key,
+                kind,
+                item,
+                expire_at,
+                cas,
+            } => Owned::Item(db, key.to_vec(), kind, item.to_vec(), None, expire_at, cas),
         };
         self.0.lock().push(o);
     }
 }
 
-fn replay_into(e: &Engine, log: &[Owned]) {
+pub(crate) fn replay_into(e: &Engine, log: &[Owned]) {
     for o in log {
         e.replay(match o {
             Owned::Set(db, k, v, f, x, c) => Mutation::Set {
@@ -493,6 +528,23 @@ fn replay_into(e: &Engine, log: &[Owned]) {
             },
             Owned::FlushDb(db) => Mutation::FlushDb { db: *db },
             Owned::FlushAll => Mutation::FlushAll,
+            Owned::Item(db, k, kind, item, Some(v), x, c) => Mutation::AddItem {
+                db: *db,
+                key: k,
+                kind: *kind,
+                item,
+                value: v,
+                expire_at: *x,
+                cas: *c,
+            },
+            Owned::Item(db, k, kind, item, None, x, c) => Mutation::RemoveItem {
+                db: *db,
+                key: k,
+                kind: *kind,
+                item,
+                expire_at: *x,
+                cas: *c,
+            },
         });
     }
 }

@@ -481,6 +481,8 @@ fn db_of(m: &Mutation<'_>) -> Option<usize> {
         Mutation::Set { db, .. }
         | Mutation::Del { db, .. }
         | Mutation::Expire { db, .. }
+        | Mutation::AddItem { db, .. }
+        | Mutation::RemoveItem { db, .. }
         | Mutation::FlushDb { db } => Some(db),
         Mutation::FlushAll => None,
     }
@@ -499,6 +501,8 @@ pub struct CheckReport {
     pub expires: u64,
     /// FLUSHDB / FLUSHALL records in the log.
     pub flushes: u64,
+    /// Collection item records (ADDITEM / REMITEM) in the log.
+    pub items: u64,
     /// True when a server held the directory's lock during the check.
     pub in_use: bool,
 }
@@ -540,12 +544,13 @@ impl fmt::Display for CheckReport {
         }
         writeln!(
             f,
-            "log records: {} ({} set, {} del, {} expire, {} flush)",
+            "log records: {} ({} set, {} del, {} expire, {} flush, {} item)",
             w.log_records(),
             self.sets,
             self.dels,
             self.expires,
-            self.flushes
+            self.flushes,
+            self.items
         )?;
         for n in &w.notes {
             writeln!(f, "{n}")?;
@@ -575,18 +580,20 @@ pub fn check(dir: &Path) -> io::Result<CheckReport> {
         in_use: DirLock::is_held(dir),
         ..CheckReport::default()
     };
-    let (mut sets, mut dels, mut expires, mut flushes) = (0, 0, 0, 0);
+    let (mut sets, mut dels, mut expires, mut flushes, mut items) = (0, 0, 0, 0, 0);
     let w = walk(dir, Mode::Check, |m| {
         match m {
             Mutation::Set { .. } => sets += 1,
             Mutation::Del { .. } => dels += 1,
             Mutation::Expire { .. } => expires += 1,
             Mutation::FlushDb { .. } | Mutation::FlushAll => flushes += 1,
+            Mutation::AddItem { .. } | Mutation::RemoveItem { .. } => items += 1,
         }
         Ok(())
     })?;
-    // the walk counted snapshot entries as SETs too; report log records only
-    r.sets = sets - w.snapshot_records;
+    // the walk counted snapshot records too; report log records only
+    r.sets = sets - (w.snapshot_records - w.snapshot_items);
+    r.items = items - w.snapshot_items;
     r.dels = dels;
     r.expires = expires;
     r.flushes = flushes;
@@ -596,3 +603,5 @@ pub fn check(dir: &Path) -> io::Result<CheckReport> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_types;
