@@ -28,6 +28,17 @@ impl<'a> Txn<'a> {
         self.peek(key).map(|v| v.kind)
     }
 
+    /// Like [`Txn::get`] for a key of any kind (an access): the commands that
+    /// act on a key whatever it holds (EXPIRE, PERSIST) read it so. A
+    /// collection's [`View::value`](crate::View) is empty.
+    pub fn get_any(&mut self, key: &[u8]) -> Option<crate::View<'_>> {
+        let clock = self.clock;
+        self.lookup(key).map(|e| {
+            e.touch(clock);
+            crate::view_of(e)
+        })
+    }
+
     /// The encoding name `OBJECT ENCODING` reports for a collection key
     /// (`listpack`, `intset`, `hashtable`); None when `key` is absent or
     /// holds a string (whose encoding the string commands know). Not an
@@ -170,10 +181,12 @@ impl<'a> Txn<'a> {
         Ok(r.unwrap_or(0))
     }
 
-    /// A random number from the engine's generator (for the random draws of
-    /// SRANDMEMBER, SPOP, HRANDFIELD).
-    pub fn random(&self) -> u64 {
-        self.engine.random()
+    /// The engine's random numbers, as a source that outlives borrows of
+    /// this transaction (for the draws of SRANDMEMBER, SPOP, HRANDFIELD
+    /// while a collection is lent out).
+    pub fn random_source(&self) -> impl FnMut() -> u64 + 'a {
+        let engine = self.engine;
+        move || engine.random()
     }
 
     /// The write path of every collection command: finds `key` (WrongType
@@ -266,14 +279,21 @@ impl<'a> Txn<'a> {
     }
 
     /// [`Txn::copy`] of a collection: `dst` gets a deep copy with `src`'s
-    /// expiry and CAS `cas`, logged as a Del of `dst` and one AddItem per
-    /// item (a copy is as big as what it copies).
+    /// expiry and CAS `cas`.
     pub(crate) fn copy_collection(&mut self, src: &[u8], dst: &[u8], cas: u64) -> u64 {
-        let (db, clock) = (self.db, self.clock);
         let (hash, shard, _) = self.shard(src);
         let old = shard.peek(hash, src, 0).expect("found by copy");
         let meta = Meta { cas, ..old.meta() };
         let coll = Box::new(old.collection().expect("a collection").clone());
+        self.insert_collection(dst, coll, meta);
+        cas
+    }
+
+    /// Stores `coll` under `dst` with `meta`, replacing whatever it held,
+    /// logged as a Del of `dst` and one AddItem per item (a copy is as big
+    /// as what it copies).
+    fn insert_collection(&mut self, dst: &[u8], coll: Box<Collection>, meta: Meta) {
+        let (db, clock) = (self.db, self.clock);
         let entry = Entry::build_collection(dst, coll, meta, clock);
         let (hash, shard, engine) = self.shard(dst);
         if let Some(sink) = engine.sink() {
@@ -287,13 +307,55 @@ impl<'a> Txn<'a> {
                     item,
                     value,
                     expire_at: meta.expire_at,
-                    cas,
+                    cas: meta.cas,
                 })
             });
         }
         shard.insert(&engine.hasher, hash, entry);
-        cas
     }
+
+    /// An owned copy of the live value of `key`, whatever its kind (an
+    /// access), for moving a value between databases, which no one
+    /// transaction spans (COPY ... DB, MOVE).
+    pub fn detach(&mut self, key: &[u8]) -> Option<Detached> {
+        let clock = self.clock;
+        let e = self.lookup(key)?;
+        e.touch(clock);
+        let meta = e.meta();
+        Some(match e.collection() {
+            None => Detached(Value::Bytes(e.value().to_vec(), meta)),
+            Some(c) => Detached(Value::Collection(Box::new(c.clone()), meta)),
+        })
+    }
+
+    /// Stores a [`Detached`] value under `key` with its flags and expiry
+    /// and a new CAS, replacing whatever `key` held. Returns the CAS (0
+    /// when its expiry has passed, which deletes instead).
+    pub fn attach(&mut self, key: &[u8], value: Detached) -> u64 {
+        match value.0 {
+            Value::Bytes(v, meta) => self.set(key, &[&v], meta.flags, meta.expire_at),
+            Value::Collection(coll, meta) => {
+                if matches!(meta.expire_at, Some(t) if t <= self.now) {
+                    self.remove(key);
+                    return 0;
+                }
+                let cas = self.engine.cas_for(self.chosen_cas.take());
+                self.insert_collection(key, coll, Meta { cas, ..meta });
+                cas
+            }
+        }
+    }
+}
+
+/// A value copied out of the keyspace by [`Txn::detach`], to be stored
+/// elsewhere by [`Txn::attach`].
+#[derive(Debug)]
+pub struct Detached(Value);
+
+#[derive(Debug)]
+enum Value {
+    Bytes(Vec<u8>, Meta),
+    Collection(Box<Collection>, Meta),
 }
 
 /// Calls `f` with every (item, value) of `c` (value empty for sets).

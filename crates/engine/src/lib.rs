@@ -21,6 +21,7 @@
 //! ```
 
 mod collections;
+pub use collections::Detached;
 mod entry;
 mod evict;
 pub mod glob;

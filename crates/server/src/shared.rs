@@ -44,6 +44,9 @@ pub struct Runtime {
     /// `client-output-buffer-limit` for subscribers (kept in the pub/sub
     /// registry by [`Shared::set_runtime`]).
     pub pubsub_output_limit: OutputLimit,
+    /// Collection encoding thresholds (`hash-max-listpack-entries`...; kept
+    /// in the engine by [`Shared::set_runtime`]).
+    pub type_limits: magpie_engine::TypeLimits,
 }
 
 /// Server-wide counters reported by INFO (and later stats and /metrics).
@@ -139,6 +142,7 @@ impl Shared {
                 samples: config.maxmemory_samples,
             },
             pubsub_output_limit: config.client_output_buffer_limit_pubsub,
+            type_limits: magpie_engine::TypeLimits::default(),
         };
         let pubsub = Arc::new(PubSub::new(runtime.pubsub_output_limit));
         let engine = Arc::new(Engine::new(ec));
@@ -185,6 +189,7 @@ impl Shared {
         );
         self.engine.set_memory_limit(rt.memory_limit);
         self.pubsub.set_limit(rt.pubsub_output_limit);
+        self.engine.set_type_limits(rt.type_limits);
         *self.runtime.write() = rt;
     }
 

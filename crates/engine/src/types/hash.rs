@@ -200,10 +200,39 @@ impl Hash {
         self.enc = Enc::Table(t);
     }
 
+    /// One step of HSCAN: calls `f` with up to about `count` fields from
+    /// `cursor` (0 to start) and returns the next cursor (0 when done). A
+    /// compact hash is returned whole in one step, as Redis does; a table's
+    /// cursor restarts rather than skip a field if the table grew meanwhile.
+    pub fn scan<'s>(&'s self, cursor: u64, count: usize, f: impl FnMut(&'s [u8], &'s [u8])) -> u64 {
+        self.walk(cursor, count, f)
+    }
+
+    /// A uniformly drawn (field, value), from the random numbers `rand`
+    /// yields; None for an empty hash.
+    pub fn random(&self, mut rand: impl FnMut() -> u64) -> Option<(&[u8], &[u8])> {
+        if self.is_empty() {
+            return None;
+        }
+        match &self.enc {
+            Enc::Pack(_) => self.nth(rand() as usize % self.len()),
+            Enc::Table(t) => loop {
+                if let Some(e) = t.bucket(rand() as usize) {
+                    return Some(split(e));
+                }
+            },
+        }
+    }
+
     /// One step of a chunked walk (snapshots): calls `f` with up to `count`
     /// fields from `cursor` on, returning the next cursor (0 when done). A
     /// compact hash is visited whole in one step (it is small by its limits).
-    pub(crate) fn walk(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8], &[u8])) -> u64 {
+    pub(crate) fn walk<'s>(
+        &'s self,
+        cursor: u64,
+        count: usize,
+        mut f: impl FnMut(&'s [u8], &'s [u8]),
+    ) -> u64 {
         match &self.enc {
             Enc::Pack(_) => {
                 self.iter().for_each(|(k, v)| f(k, v));

@@ -3,7 +3,10 @@
 //! canonical decimal form of a 64-bit integer and there are at most
 //! `set-max-intset-entries`; `listpack` (a [`Pack`]) while there are at most
 //! `set-max-listpack-entries` members of at most `set-max-listpack-value`
-//! bytes; `hashtable` (a [`Table`]) otherwise. A set never converts back.
+//! bytes; `hashtable` (a [`Table`]) otherwise. An intset that outgrows its
+//! limit becomes a table (as in Redis 7.0); one that meets a string member
+//! becomes a listpack if that fits (Redis 7.2's rule; Redis 7.0 has no set
+//! listpack). A set never converts back.
 
 use super::pack::Pack;
 use super::table::Table;
@@ -87,6 +90,17 @@ impl Set {
         Set { enc }
     }
 
+    /// A set of `members` (repeats ignored) built by the same rules as a
+    /// stored one grows by: what SUNION and SDIFF compute before they reply
+    /// or store. None when `members` is empty.
+    pub fn built_from(members: &[&[u8]], limits: &TypeLimits) -> Option<Set> {
+        let mut s = Set::new_for(members.first()?, limits);
+        for m in members {
+            s.add(m, limits);
+        }
+        Some(s)
+    }
+
     /// Number of members.
     pub fn len(&self) -> usize {
         match &self.enc {
@@ -156,8 +170,8 @@ impl Set {
                 v.reserve_exact(1);
                 v.insert(at, n);
                 if v.len() > limits.set_max_intset_entries {
-                    let to_pack = v.len() <= limits.set_max_listpack_entries;
-                    self.convert(to_pack);
+                    // a hash table, as Redis 7.0 converts an intset
+                    self.convert(false);
                 }
                 return true;
             }
@@ -250,6 +264,12 @@ impl Set {
                 return Some(m);
             }
         }
+    }
+
+    /// One step of SSCAN, as [`super::Hash::scan`]: compact sets whole,
+    /// tables in steps of about `count`.
+    pub fn scan(&self, cursor: u64, count: usize, f: impl FnMut(&[u8])) -> u64 {
+        self.walk(cursor, count, f)
     }
 
     /// One step of a chunked walk (snapshots), as [`super::Hash`]'s.

@@ -109,7 +109,12 @@ impl Table {
     /// element present for the whole walk is visited at least once: if the
     /// table may have moved elements since `cursor` was issued, the walk
     /// restarts (repeats are possible, misses are not).
-    pub(crate) fn walk(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8])) -> u64 {
+    pub(crate) fn walk<'s>(
+        &'s self,
+        cursor: u64,
+        count: usize,
+        mut f: impl FnMut(&'s [u8]),
+    ) -> u64 {
         let epoch = (cursor >> 48) as u16;
         let mut bucket = (cursor & ((1 << 48) - 1)) as usize;
         if bucket != 0 && epoch != self.epoch {

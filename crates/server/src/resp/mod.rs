@@ -21,6 +21,7 @@ pub mod conn;
 pub mod connection;
 pub mod expire;
 pub mod handler;
+pub mod hashes;
 pub mod info;
 pub mod keys;
 pub mod kvs;
@@ -28,6 +29,7 @@ pub mod object;
 pub mod pubsub;
 pub mod redis_docs;
 pub mod server;
+pub mod sets;
 pub mod slowlog;
 pub mod strings;
 
@@ -35,6 +37,8 @@ pub mod strings;
 const FAMILIES: &[&[CommandSpec]] = &[
     connection::COMMANDS,
     strings::COMMANDS,
+    hashes::COMMANDS,
+    sets::COMMANDS,
     keys::COMMANDS,
     expire::COMMANDS,
     object::COMMANDS,
