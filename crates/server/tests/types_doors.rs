@@ -133,3 +133,44 @@ fn collections_survive_a_restart_of_the_binary() {
     assert!((990..=1000).contains(&ttl), "{ttl}");
     assert_eq!(c.cmd_str(&["SISMEMBER", "big", "m999"]), ":1\r\n");
 }
+
+#[test]
+fn http_reads_a_collection_as_absent_and_refuses_to_write_it() {
+    let port = free_port();
+    let p = port.to_string();
+    let server = magpie(&["--http-port", &p]);
+    let mut r = server.client();
+    assert_eq!(r.cmd_str(&["HSET", "h", "f", "v"]), ":1\r\n");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("http://127.0.0.1:{port}/v1/keys/h");
+    let status = |res: Result<ureq::http::Response<ureq::Body>, ureq::Error>| {
+        let mut res = res.unwrap();
+        let code = res.status().as_u16();
+        let body = res.body_mut().read_to_string().unwrap_or_default();
+        (code, body)
+    };
+    // the HTTP listener may still be starting
+    let mut get = (0, String::new());
+    for _ in 0..100 {
+        match agent.get(&url).call() {
+            Ok(res) => {
+                get = status(Ok(res));
+                break;
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+    assert_eq!(get.0, 404, "{get:?}");
+    let put = status(agent.put(&url).send("x"));
+    assert_eq!(put.0, 409, "{put:?}");
+    assert!(put.1.contains("wrong_type"), "{put:?}");
+    let del = status(agent.delete(&url).call());
+    assert_eq!(del.0, 409, "{del:?}");
+    let incr = status(agent.post(&format!("{url}/incr")).send(""));
+    assert_eq!(incr.0, 409, "{incr:?}");
+    assert!(incr.1.contains("wrong_type"), "{incr:?}");
+    assert_eq!(r.cmd_str(&["HGETALL", "h"]), "*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+}
