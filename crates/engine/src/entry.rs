@@ -412,15 +412,35 @@ impl Entry {
     /// collection, everything the collection holds.
     #[inline]
     pub(crate) fn footprint(&self) -> usize {
+        if self.is_collection() {
+            return self.collection_footprint();
+        }
+        self.alloc_size()
+    }
+
+    /// [`Entry::footprint`] of a collection entry, apart from the string
+    /// path.
+    #[cold]
+    #[inline(never)]
+    fn collection_footprint(&self) -> usize {
         self.alloc_size() + self.collection().map_or(0, |c| c.footprint())
+    }
+
+    /// Frees the collection a collection entry owns (Drop's cold path).
+    #[cold]
+    #[inline(never)]
+    fn drop_collection(&mut self) {
+        // SAFETY: a COLLECTION entry owns the box its value points to
+        // (build_collection), and this runs once, from Drop.
+        drop(unsafe { Box::from_raw(self.collection_ptr()) });
     }
 }
 
 impl Drop for Entry {
+    #[inline]
     fn drop(&mut self) {
         if self.is_collection() {
-            // SAFETY: see `into_collection`; the entry owns the box.
-            drop(unsafe { Box::from_raw(self.collection_ptr()) });
+            self.drop_collection();
         }
         let layout = Layout::from_size_align(self.alloc_size(), 1).expect("entry layout");
         // SAFETY: allocated in build_with with this exact layout.

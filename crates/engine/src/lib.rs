@@ -883,18 +883,32 @@ impl Engine {
     }
 }
 
+#[inline]
 fn view_of(e: &Entry) -> View<'_> {
-    match e.collection() {
-        None => View {
-            value: e.value(),
-            meta: e.meta(),
-            kind: Kind::String,
-        },
-        Some(c) => View {
-            value: &[],
-            meta: e.meta(),
-            kind: c.kind(),
-        },
+    if e.is_collection() {
+        return collection_view(e);
+    }
+    string_view(e)
+}
+
+/// [`view_of`] for an entry known to hold a string.
+#[inline]
+fn string_view(e: &Entry) -> View<'_> {
+    View {
+        value: e.value(),
+        meta: e.meta(),
+        kind: Kind::String,
+    }
+}
+
+/// [`view_of`] of a collection entry: its metadata and kind, no bytes.
+#[cold]
+#[inline(never)]
+fn collection_view(e: &Entry) -> View<'_> {
+    View {
+        value: &[],
+        meta: e.meta(),
+        kind: e.kind(),
     }
 }
 
@@ -980,6 +994,7 @@ impl<'a> Txn<'a> {
     /// touched): this is the string read of the doors that only know
     /// strings (memcached, HTTP). Commands that must tell the two apart
     /// use [`Txn::get_string`].
+    #[inline]
     pub fn get(&mut self, key: &[u8]) -> Option<View<'_>> {
         self.get_string(key).ok().flatten()
     }
@@ -994,7 +1009,7 @@ impl<'a> Txn<'a> {
             Some(e) if e.is_collection() => Err(WrongType),
             Some(e) => {
                 e.touch(clock);
-                Ok(Some(view_of(e)))
+                Ok(Some(string_view(e)))
             }
         }
     }
@@ -1155,8 +1170,9 @@ impl<'a> Txn<'a> {
     /// flags and expiry and giving it a new CAS, replacing whatever `dst`
     /// held. Both keys must belong to this transaction. This is what RENAME
     /// and COPY need: the value goes straight from one entry into the other
-    /// (one copy, no intermediate buffer). Returns the new CAS, or None when
-    /// `src` is absent (then `dst` is untouched).
+    /// (one copy, no intermediate buffer). A collection is copied deep and
+    /// logged as a Del of `dst` and one AddItem per item. Returns the new
+    /// CAS, or None when `src` is absent (then `dst` is untouched).
     pub fn copy(&mut self, src: &[u8], dst: &[u8]) -> Option<u64> {
         let (now, clock) = (self.now, self.clock);
         let chosen = self.chosen_cas.take();

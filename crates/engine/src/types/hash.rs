@@ -20,7 +20,8 @@ enum Enc {
     /// field, value, field, value, ...
     Pack(Pack),
     /// elements `varint(field_len) field value`
-    Table(Table),
+    /// boxed: keeps the compact encodings' collections small
+    Table(Box<Table>),
 }
 
 /// The field of a table element.
@@ -44,7 +45,11 @@ fn split(e: &[u8]) -> (&[u8], &[u8]) {
 }
 
 fn element(field: &[u8], value: &[u8]) -> Box<[u8]> {
-    let mut out = Vec::with_capacity(field.len() + value.len() + 5);
+    let prefix = (usize::BITS - field.len().leading_zeros())
+        .div_ceil(7)
+        .max(1) as usize;
+    // exact, so the box takes the vector's allocation as it is
+    let mut out = Vec::with_capacity(prefix + field.len() + value.len());
     let mut n = field.len();
     while n >= 0x80 {
         out.push((n as u8 & 0x7f) | 0x80);
@@ -53,6 +58,7 @@ fn element(field: &[u8], value: &[u8]) -> Box<[u8]> {
     out.push(n as u8);
     out.extend_from_slice(field);
     out.extend_from_slice(value);
+    debug_assert_eq!(out.len(), out.capacity());
     out.into_boxed_slice()
 }
 
@@ -133,7 +139,7 @@ impl Hash {
     pub(crate) fn heap_bytes(&self) -> usize {
         match &self.enc {
             Enc::Pack(p) => p.heap_bytes(),
-            Enc::Table(t) => t.heap_bytes(),
+            Enc::Table(t) => std::mem::size_of::<Table>() + t.heap_bytes(),
         }
     }
 
@@ -197,7 +203,7 @@ impl Hash {
         for (f, v) in self.iter() {
             t.put(element(f, v), field_of);
         }
-        self.enc = Enc::Table(t);
+        self.enc = Enc::Table(Box::new(t));
     }
 
     /// One step of HSCAN: calls `f` with up to about `count` fields from

@@ -182,12 +182,29 @@ impl Collection {
         }
     }
 
-    /// Bytes the collection holds: its box plus its encoding's heap.
+    /// Bytes the collection holds: its box plus its encoding's heap. (The
+    /// box is 40 bytes: see the size test below.)
     pub(crate) fn footprint(&self) -> usize {
         std::mem::size_of::<Collection>()
             + match self {
                 Collection::Hash(h) => h.heap_bytes(),
                 Collection::Set(s) => s.heap_bytes(),
             }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_collection_box_stays_small() {
+        // one allocation of this size per hash or set, beside its entry
+        // and its buffer: it decides the memory of many small collections
+        assert!(
+            std::mem::size_of::<Collection>() <= 40,
+            "{}",
+            std::mem::size_of::<Collection>()
+        );
     }
 }

@@ -13,7 +13,7 @@
 #[derive(Clone, Default, Debug, PartialEq, Eq)]
 pub(crate) struct Pack {
     buf: Vec<u8>,
-    items: usize,
+    items: u32,
 }
 
 /// Bytes of the LEB128 encoding of `n`.
@@ -52,7 +52,7 @@ fn get_varint(buf: &[u8], at: usize) -> (usize, usize) {
 impl Pack {
     /// Number of items.
     pub(crate) fn len(&self) -> usize {
-        self.items
+        self.items as usize
     }
 
     /// Heap bytes held (the buffer's capacity).
@@ -90,7 +90,7 @@ impl Pack {
             end += self.span_at(end);
         }
         self.buf.drain(at..end);
-        self.items -= count;
+        self.items -= count as u32;
         if self.buf.capacity() > self.buf.len() + 64 {
             self.buf.shrink_to_fit();
         }

@@ -22,7 +22,8 @@ pub struct Set {
 enum Enc {
     Ints(Vec<i64>),
     Pack(Pack),
-    Table(Table),
+    /// boxed: keeps the compact encodings' collections small
+    Table(Box<Table>),
 }
 
 fn whole(e: &[u8]) -> &[u8] {
@@ -85,7 +86,7 @@ impl Set {
         {
             Enc::Pack(Pack::default())
         } else {
-            Enc::Table(Table::default())
+            Enc::Table(Box::default())
         };
         Set { enc }
     }
@@ -155,7 +156,7 @@ impl Set {
         match &self.enc {
             Enc::Ints(v) => v.capacity() * 8,
             Enc::Pack(p) => p.heap_bytes(),
-            Enc::Table(t) => t.heap_bytes(),
+            Enc::Table(t) => std::mem::size_of::<Table>() + t.heap_bytes(),
         }
     }
 
@@ -235,7 +236,7 @@ impl Set {
             for m in members {
                 t.put(m.into_boxed_slice(), whole);
             }
-            Enc::Table(t)
+            Enc::Table(Box::new(t))
         };
     }
 
