@@ -50,9 +50,17 @@
 //! client below the database's last invalidation; without it a version's
 //! epoch is its CAS. An untagged key written with an automatic CAS has
 //! neither bit and pays nothing.
+//!
+//! Bit 4 of `present` (COLLECTION) is the type marker: such an entry's
+//! value is an 8-byte pointer to the hash, set... it owns (see
+//! `types/mod.rs`); strings never set it. A collection entry may carry
+//! tags and an epoch like any other; rebuilding it moves the collection
+//! ([`Entry::rebuilt`] shares it, the caller disowns the old entry).
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::ptr::NonNull;
+
+use crate::types::{Collection, Kind};
 
 const HEADER: usize = 17;
 const KEY_LEN_AT: usize = 8;
@@ -70,6 +78,10 @@ const LONG_KEY: u8 = 8;
 const HAS_EPOCH: u8 = 0x40;
 /// The key's tag ids follow the epoch.
 const HAS_TAGS: u8 = 0x80;
+/// The type marker: the value is not bytes but a pointer (8 bytes, native
+/// endian) to a boxed [`Collection`] the entry owns. Unset for strings, so
+/// a string entry is exactly what it was before collections existed.
+const COLLECTION: u8 = 0x10;
 
 /// Longest key whose length fits the header's key_len byte.
 const SHORT_KEY_MAX: usize = u8::MAX as usize;
@@ -125,7 +137,6 @@ impl Entry {
     ///
     /// Panics if the key or the total value length exceeds [`MAX_PART_LEN`];
     /// callers enforce much smaller configured limits first.
-    #[cfg(test)]
     pub(crate) fn build(key: &[u8], parts: &[&[u8]], meta: Meta, clock: u32) -> Entry {
         let value_len: usize = parts.iter().map(|p| p.len()).sum();
         Self::build_with(key, value_len, meta, clock, |dst| {
@@ -458,6 +469,11 @@ impl Entry {
 
     /// A copy of this entry with new metadata and extras, keeping key,
     /// value, last access time and fetched state.
+    ///
+    /// For a collection entry the copy points at the same collection and
+    /// carries the marker: both entries then claim it, so the caller must
+    /// [`Entry::disown`] this one as soon as the copy has replaced it
+    /// (`Shard::replace_rebuilt`), and never keep both.
     pub(crate) fn rebuilt(&self, meta: Meta, extras: Extras<'_>) -> Entry {
         let value = self.value();
         let mut e = Entry::build_extra(
@@ -468,6 +484,10 @@ impl Entry {
             extras,
             |d| d.copy_from_slice(value),
         );
+        if self.is_collection() {
+            // SAFETY: byte PRESENT_AT is in the header; we own the allocation.
+            unsafe { *e.ptr.as_ptr().add(PRESENT_AT) |= COLLECTION }
+        }
         if self.fetched() {
             e.mark_fetched();
         }
@@ -527,8 +547,106 @@ impl TagIds<'_> {
     }
 }
 
+/// The collection-specific part of [`Entry`]: the type marker's methods.
+impl Entry {
+    /// Allocates an entry owning collection `coll` (see [`COLLECTION`]).
+    pub(crate) fn build_collection(
+        key: &[u8],
+        coll: Box<Collection>,
+        meta: Meta,
+        clock: u32,
+    ) -> Entry {
+        let raw = Box::into_raw(coll) as usize;
+        let e = Self::build(key, &[&raw.to_ne_bytes()], meta, clock);
+        // SAFETY: byte PRESENT_AT is in the header; we own the allocation.
+        unsafe { *e.ptr.as_ptr().add(PRESENT_AT) |= COLLECTION }
+        e
+    }
+
+    /// True when the entry holds a collection rather than bytes.
+    #[inline]
+    pub(crate) fn is_collection(&self) -> bool {
+        self.present() & COLLECTION != 0
+    }
+
+    fn collection_ptr(&self) -> *mut Collection {
+        let v = self.value();
+        usize::from_ne_bytes(v[..8].try_into().unwrap()) as *mut Collection
+    }
+
+    /// The collection this entry owns, if it holds one.
+    pub(crate) fn collection(&self) -> Option<&Collection> {
+        // SAFETY: a COLLECTION entry's value is the pointer of a live box
+        // it owns (build_collection); shared access to the entry lends it.
+        self.is_collection()
+            .then(|| unsafe { &*self.collection_ptr() })
+    }
+
+    /// The collection this entry owns, mutably.
+    pub(crate) fn collection_mut(&mut self) -> Option<&mut Collection> {
+        // SAFETY: as in `collection`, with `&mut self` exclusive.
+        self.is_collection()
+            .then(|| unsafe { &mut *self.collection_ptr() })
+    }
+
+    /// What the entry holds.
+    #[inline]
+    pub(crate) fn kind(&self) -> Kind {
+        match self.collection() {
+            None => Kind::String,
+            Some(c) => c.kind(),
+        }
+    }
+
+    /// Frees this entry without its collection (now owned by the entry
+    /// [`Entry::rebuilt`] made).
+    pub(crate) fn disown(self) {
+        // SAFETY: clearing the marker makes Drop free only the entry (the
+        // allocation's size does not depend on the marker).
+        unsafe { *self.ptr.as_ptr().add(PRESENT_AT) &= !COLLECTION };
+    }
+
+    /// Gives the entry a new CAS in place (a collection's every write makes
+    /// a new version without rebuilding the entry).
+    pub(crate) fn set_cas(&mut self, cas: u64) {
+        // SAFETY: bytes 0..8 are the header's CAS; `&mut self` is exclusive.
+        unsafe { std::ptr::copy_nonoverlapping(cas.to_le_bytes().as_ptr(), self.ptr.as_ptr(), 8) }
+    }
+
+    /// Bytes this entry accounts for: its allocation plus, for a
+    /// collection, everything the collection holds.
+    #[inline]
+    pub(crate) fn footprint(&self) -> usize {
+        if self.is_collection() {
+            return self.collection_footprint();
+        }
+        self.alloc_size()
+    }
+
+    /// [`Entry::footprint`] of a collection entry, apart from the string
+    /// path.
+    #[cold]
+    #[inline(never)]
+    fn collection_footprint(&self) -> usize {
+        self.alloc_size() + self.collection().map_or(0, |c| c.footprint())
+    }
+
+    /// Frees the collection a collection entry owns (Drop's cold path).
+    #[cold]
+    #[inline(never)]
+    fn drop_collection(&mut self) {
+        // SAFETY: a COLLECTION entry owns the box its value points to
+        // (build_collection), and this runs once, from Drop.
+        drop(unsafe { Box::from_raw(self.collection_ptr()) });
+    }
+}
+
 impl Drop for Entry {
+    #[inline]
     fn drop(&mut self) {
+        if self.is_collection() {
+            self.drop_collection();
+        }
         let layout = Layout::from_size_align(self.alloc_size(), 1).expect("entry layout");
         // SAFETY: allocated in build_with with this exact layout.
         unsafe { dealloc(self.ptr.as_ptr(), layout) }

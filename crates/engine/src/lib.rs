@@ -20,11 +20,14 @@
 //! assert_eq!(txn.get(b"greeting").unwrap().value, b"hello");
 //! ```
 
+mod collections;
+pub use collections::Detached;
 mod entry;
 mod evict;
 pub mod glob;
 mod shard;
 pub mod tags;
+pub mod types;
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -42,6 +45,8 @@ pub use evict::{
 use shard::Shard;
 pub use tags::{encode_tag_list, TagError, TagLimits, TagList, TagSize, TagSummary};
 use tags::{Invalidations, Registry, ShardsLocked};
+use types::SharedLimits;
+pub use types::{Hash, Kind, Set, TypeLimits, WrongType};
 
 /// Current wall-clock time in ms since the Unix epoch: the unit of every
 /// expiry the engine stores.
@@ -80,10 +85,13 @@ pub const ACCESS_CLOCK_PERIOD_SECS: u64 = 1 << 24;
 /// A read-only view of a stored value and its metadata.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct View<'a> {
-    /// The stored bytes.
+    /// The stored bytes (empty for a collection: read those through
+    /// [`Txn::read_hash`] and friends).
     pub value: &'a [u8],
     /// CAS, expiry and flags.
     pub meta: Meta,
+    /// What the key holds.
+    pub kind: Kind,
 }
 
 /// What [`Txn::fetch`] reads: the value, and the access state it had
@@ -253,6 +261,45 @@ pub enum Mutation<'a> {
         epoch: u64,
         /// The key prefixes invalidated.
         prefixes: TagList<'a>,
+    },
+    /// Item `item` of the collection `key` (a hash's field, a set's member)
+    /// now exists, with `value` (a hash field's value; empty for a set). A
+    /// collection is created by its first item; a key holding another kind
+    /// is replaced (replay meets that only when a snapshot is newer than
+    /// the record). One record per item changed, whatever the collection's
+    /// size; the key's metadata after the change rides along, so replay
+    /// needs no other state.
+    AddItem {
+        /// Database index.
+        db: usize,
+        /// The key.
+        key: &'a [u8],
+        /// Hash or set.
+        kind: Kind,
+        /// Field or member.
+        item: &'a [u8],
+        /// The field's value (empty for sets).
+        value: &'a [u8],
+        /// The key's absolute expiry in ms, if any.
+        expire_at: Option<u64>,
+        /// The key's CAS after the change.
+        cas: u64,
+    },
+    /// Item `item` left the collection `key`; a collection left empty is
+    /// deleted with it (no separate Del record).
+    RemoveItem {
+        /// Database index.
+        db: usize,
+        /// The key.
+        key: &'a [u8],
+        /// Hash or set.
+        kind: Kind,
+        /// Field or member.
+        item: &'a [u8],
+        /// The key's absolute expiry in ms, if any.
+        expire_at: Option<u64>,
+        /// The key's CAS after the change.
+        cas: u64,
     },
 }
 
@@ -455,6 +502,8 @@ pub struct Engine {
     max_tags_per_key: AtomicUsize,
     /// [`TagLimits::max_tag_len`].
     max_tag_len: AtomicUsize,
+    /// Collection encoding thresholds.
+    limits: SharedLimits,
 }
 
 impl Engine {
@@ -488,6 +537,7 @@ impl Engine {
             used,
             max_tags_per_key: AtomicUsize::new(tags::DEFAULT_MAX_TAGS_PER_KEY),
             max_tag_len: AtomicUsize::new(tags::DEFAULT_MAX_TAG_LEN),
+            limits: SharedLimits::new(TypeLimits::default()),
         }
     }
 
@@ -553,6 +603,10 @@ impl Engine {
                 let Some(old) = shard.peek(hash, key, 0) else {
                     return;
                 };
+                if old.is_collection() {
+                    // never logged for one (TAG ADD refuses a collection)
+                    return;
+                }
                 let meta = Meta { cas, ..old.meta() };
                 let mut reg = d.registry();
                 d.settle_into(&mut reg, &mut shard);
@@ -612,6 +666,7 @@ impl Engine {
                     self.clear_locked(db, &mut guards);
                 }
             }
+            Mutation::AddItem { .. } | Mutation::RemoveItem { .. } => self.replay_item(m),
         }
     }
 
@@ -698,13 +753,7 @@ impl Engine {
             if s.watch && inv.is_dead(e) {
                 return;
             }
-            f(
-                e.key(),
-                View {
-                    value: e.value(),
-                    meta: e.meta(),
-                },
-            )
+            f(e.key(), view_of(e))
         });
     }
 
@@ -1115,10 +1164,7 @@ impl Engine {
                         }
                         f(
                             e.key(),
-                            View {
-                                value: e.value(),
-                                meta: e.meta(),
-                            },
+                            view_of(e),
                             TagList::from_encoded(&names).expect("encoded here"),
                         );
                     }
@@ -1183,10 +1229,32 @@ impl Engine {
     }
 }
 
+#[inline]
 fn view_of(e: &Entry) -> View<'_> {
+    if e.is_collection() {
+        return collection_view(e);
+    }
+    string_view(e)
+}
+
+/// [`view_of`] for an entry known to hold a string.
+#[inline]
+fn string_view(e: &Entry) -> View<'_> {
     View {
         value: e.value(),
         meta: e.meta(),
+        kind: Kind::String,
+    }
+}
+
+/// [`view_of`] of a collection entry: its metadata and kind, no bytes.
+#[cold]
+#[inline(never)]
+fn collection_view(e: &Entry) -> View<'_> {
+    View {
+        value: &[],
+        meta: e.meta(),
+        kind: e.kind(),
     }
 }
 
@@ -1268,18 +1336,35 @@ impl<'a> Txn<'a> {
     /// This is an access: the key's last access time becomes this
     /// transaction's (Redis's `lookupKey`; see [`Txn::peek`] for the reads
     /// that must not count).
+    ///
+    /// A key holding a collection reads as absent here (and is not
+    /// touched): this is the string read of the doors that only know
+    /// strings (memcached, HTTP). Commands that must tell the two apart
+    /// use [`Txn::get_string`].
     #[inline]
     pub fn get(&mut self, key: &[u8]) -> Option<View<'_>> {
+        self.get_string(key).ok().flatten()
+    }
+
+    /// Like [`Txn::get`], but a key holding a collection is
+    /// `Err(WrongType)` (Redis's string commands), found in the same probe.
+    #[inline]
+    pub fn get_string(&mut self, key: &[u8]) -> Result<Option<View<'_>>, WrongType> {
         let clock = self.clock;
-        self.lookup(key).map(|e| {
-            e.touch(clock);
-            view_of(e)
-        })
+        match self.lookup(key) {
+            None => Ok(None),
+            Some(e) if e.is_collection() => Err(WrongType),
+            Some(e) => {
+                e.touch(clock);
+                Ok(Some(string_view(e)))
+            }
+        }
     }
 
     /// Like [`Txn::get`], without counting as an access: for commands that
     /// inspect a key rather than use it (Redis's `LOOKUP_NOTOUCH`: EXISTS,
-    /// TYPE, TTL, OBJECT). An expired key is still removed here.
+    /// TYPE, TTL, OBJECT). An expired key is still removed here. Sees
+    /// every kind of value ([`View::kind`]).
     pub fn peek(&mut self, key: &[u8]) -> Option<View<'_>> {
         self.lookup(key).map(|e| view_of(e))
     }
@@ -1321,9 +1406,11 @@ impl<'a> Txn<'a> {
     /// clears the fetched mark; expiry and flag changes keep it. The mark is
     /// a bit of the entry's header (no extra memory); neither it nor the
     /// access time is persisted.
+    ///
+    /// Like [`Txn::get`], a key holding a collection reads as absent.
     pub fn fetch(&mut self, key: &[u8], access: bool) -> Option<Fetched<'_>> {
         let clock = self.clock;
-        let e = self.lookup(key)?;
+        let e = self.lookup(key).filter(|e| !e.is_collection())?;
         let fetched_before = e.fetched();
         let idle_before = idle_secs(e.last_access(), clock);
         if access {
@@ -1410,7 +1497,8 @@ impl<'a> Txn<'a> {
 
     /// Rewrites the value of an existing live `key`, keeping its flags and
     /// expiry: `fill` receives the old value and a zeroed buffer of `len`
-    /// bytes. Returns the new CAS, or None when the key is absent.
+    /// bytes. Returns the new CAS, or None when the key is absent or holds
+    /// a collection (callers read the key first and report the type).
     pub fn rewrite(
         &mut self,
         key: &[u8],
@@ -1424,7 +1512,7 @@ impl<'a> Txn<'a> {
             engine.reclaim_if_dead(db, shard, hash, key);
         }
         let (old, _) = shard.get(hash, key, now);
-        let old = old?;
+        let old = old.filter(|e| !e.is_collection())?;
         let cas = engine.cas_for(chosen);
         let meta = Meta { cas, ..old.meta() };
         let entry = if old.has_extras() || chosen.is_some() {
@@ -1449,8 +1537,9 @@ impl<'a> Txn<'a> {
     /// flags and expiry and giving it a new CAS, replacing whatever `dst`
     /// held. Both keys must belong to this transaction. This is what RENAME
     /// and COPY need: the value goes straight from one entry into the other
-    /// (one copy, no intermediate buffer). Returns the new CAS, or None when
-    /// `src` is absent (then `dst` is untouched).
+    /// (one copy, no intermediate buffer). A collection is copied deep and
+    /// logged as a Del of `dst` and one AddItem per item. Returns the new
+    /// CAS, or None when `src` is absent (then `dst` is untouched).
     pub fn copy(&mut self, src: &[u8], dst: &[u8]) -> Option<u64> {
         let (now, clock, db) = (self.now, self.clock, self.db);
         let chosen = self.chosen_cas.take();
@@ -1466,6 +1555,9 @@ impl<'a> Txn<'a> {
         // reading the source is an access of it, as in Redis
         old.touch(clock);
         let cas = engine.cas_for(chosen);
+        if old.is_collection() {
+            return Some(self.copy_collection(src, dst, cas));
+        }
         let meta = Meta { cas, ..old.meta() };
         let value = old.value();
         // the copy carries the source's tags
@@ -1537,9 +1629,10 @@ impl<'a> Txn<'a> {
 
     /// Replaces the client flags of a live `key`, giving it a new CAS. Like
     /// [`Txn::set_expiry`], keeps the key's last access time.
+    /// Keys holding a collection have no client flags: false for them.
     pub fn set_flags(&mut self, key: &[u8], flags: u32) -> bool {
         let chosen = self.chosen_cas.take();
-        if !self.exists(key) {
+        if self.peek(key).is_none_or(|v| v.kind != Kind::String) {
             return false;
         }
         let db = self.db;
@@ -1563,3 +1656,5 @@ impl<'a> Txn<'a> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod types_tests;

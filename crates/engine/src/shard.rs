@@ -47,7 +47,7 @@ fn queue_departed(departed: &mut Vec<(u64, Entry)>, hash: u64, old: Entry) {
 
 /// [`Shard::forget`] on the two fields it changes.
 fn forget_in(bytes: &mut usize, expires: &mut BTreeSet<(u64, u64, u64)>, hash: u64, old: &Entry) {
-    *bytes -= old.alloc_size();
+    *bytes -= old.footprint();
     if let Some(t) = old.expire_at() {
         expires.remove(&(t, old.cas(), hash));
     }
@@ -242,7 +242,7 @@ impl Shard {
     /// Inserts or replaces the entry for its key; returns the replaced entry.
     pub(crate) fn insert(&mut self, state: &RandomState, hash: u64, entry: Entry) -> Option<Entry> {
         let index_key = entry.expire_at().map(|t| (t, entry.cas(), hash));
-        self.bytes += entry.alloc_size();
+        self.bytes += entry.footprint();
         if self.table.len() == self.table.capacity() {
             // the insert may grow or rehash the table
             self.epoch = self.epoch.wrapping_add(1);
@@ -360,7 +360,19 @@ impl Shard {
                 tags: &tags,
             },
         );
-        self.insert(state, hash, rebuilt);
+        self.replace_rebuilt(state, hash, rebuilt);
+    }
+
+    /// Puts `rebuilt` (from [`Entry::rebuilt`] of the entry for its key) in
+    /// the place of that entry, which is freed: for a collection, without
+    /// the collection both shared, which `rebuilt` now owns alone. The
+    /// replaced version is not a departure (same key, same tags).
+    pub(crate) fn replace_rebuilt(&mut self, state: &RandomState, hash: u64, rebuilt: Entry) {
+        if let Some(replaced) = self.insert(state, hash, rebuilt) {
+            if replaced.is_collection() {
+                replaced.disown();
+            }
+        }
     }
 
     /// Removes up to `budget` entries whose expiry is at or before `now`.
@@ -380,12 +392,34 @@ impl Shard {
             let is_it = |e: &Entry| e.cas() == cas && hash_of(state, e.key()) == hash;
             if let Ok(found) = self.table.find_entry(hash, is_it) {
                 let (old, _) = found.remove();
-                self.bytes -= old.alloc_size();
+                self.bytes -= old.footprint();
                 self.depart(hash, old);
                 removed += 1;
             }
         }
         removed
+    }
+
+    /// Runs `f` on the entry for `key` (None when absent), then accounts
+    /// for what `f` changed: the entry's bytes (a collection grew or shrank
+    /// in place) and, when its CAS changed, its place in the expiry index.
+    /// `f` must not change the entry's expiry.
+    pub(crate) fn modify<R>(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        f: impl FnOnce(&mut Entry) -> R,
+    ) -> Option<R> {
+        let e = self.table.find_mut(hash, |e| e.key() == key)?;
+        let (before, cas) = (e.footprint(), e.cas());
+        let r = f(e);
+        let (after, new_cas, at) = (e.footprint(), e.cas(), e.expire_at());
+        self.bytes = self.bytes + after - before;
+        if let (Some(t), true) = (at, new_cas != cas) {
+            self.expires.remove(&(t, cas, hash));
+            self.expires.insert((t, new_cas, hash));
+        }
+        Some(r)
     }
 
     /// Drops every entry.
@@ -430,7 +464,7 @@ impl Shard {
         } else {
             old.rebuilt(new_meta, Extras::default())
         };
-        self.insert(state, hash, rebuilt);
+        self.replace_rebuilt(state, hash, rebuilt);
         true
     }
 }
@@ -516,5 +550,35 @@ mod tests {
         }
         assert_eq!(s.expire_due(&st, 100, usize::MAX), 2000);
         assert_eq!((s.len(), s.expires_len(), s.bytes()), (0, 0, 0));
+    }
+
+    #[test]
+    fn rebuilding_a_collection_entry_moves_its_collection() {
+        use crate::types::{Collection, Hash, TypeLimits};
+        let state = RandomState::default();
+        let mut s = Shard::default();
+        let h = hash_of(&state, b"h");
+        let mut hash = Hash::default();
+        hash.put(b"f", b"v", &TypeLimits::default());
+        let e = Entry::build_collection(b"h", Box::new(Collection::Hash(hash)), meta(1, None), 0);
+        let footprint = e.footprint();
+        assert!(s.insert(&state, h, e).is_none());
+        assert_eq!(s.bytes(), footprint);
+        // an explicit epoch, then new metadata: each a rebuilt entry taking
+        // over the collection (the old one disowned, never freed with it)
+        s.set_explicit_epoch(&state, h, b"h", 9);
+        assert!(s.update_meta(&state, h, b"h", |m| Meta {
+            expire_at: Some(50),
+            ..m
+        }));
+        let e = s.peek(h, b"h", 0).expect("still there");
+        assert!(e.is_collection());
+        assert_eq!(e.explicit_epoch(), Some(9));
+        assert_eq!(e.collection().map(|c| c.len()), Some(1));
+        assert_eq!(s.bytes(), e.footprint());
+        // expiry removes and drops it: the one free of the collection
+        assert_eq!(s.expire_due(&state, 60, 10), 1);
+        assert_eq!(s.bytes(), 0);
+        s.departed.clear();
     }
 }

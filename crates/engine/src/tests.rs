@@ -453,6 +453,16 @@ pub(crate) enum Owned {
     SetTags(usize, Vec<u8>, Vec<Vec<u8>>, u64),
     InvalidateTags(usize, u64, Vec<Vec<u8>>),
     InvalidatePrefixes(usize, u64, Vec<Vec<u8>>),
+    /// AddItem (value Some) or RemoveItem (value None).
+    Item(
+        usize,
+        Vec<u8>,
+        Kind,
+        Vec<u8>,
+        Option<Vec<u8>>,
+        Option<u64>,
+        u64,
+    ),
 }
 
 fn owned_list(l: TagList<'_>) -> Vec<Vec<u8>> {
@@ -511,6 +521,31 @@ impl MutationSink for Recorder {
                 epoch,
                 prefixes,
             } => Owned::InvalidatePrefixes(db, epoch, owned_list(prefixes)),
+            Mutation::AddItem {
+                db,
+                key,
+                kind,
+                item,
+                value,
+                expire_at,
+                cas,
+            } => Owned::Item(
+                db,
+                key.to_vec(),
+                kind,
+                item.to_vec(),
+                Some(value.to_vec()),
+                expire_at,
+                cas,
+            ),
+            Mutation::RemoveItem {
+                db,
+                key,
+                kind,
+                item,
+                expire_at,
+                cas,
+            } => Owned::Item(db, key.to_vec(), kind, item.to_vec(), None, expire_at, cas),
         };
         self.0.lock().push(o);
     }
@@ -567,6 +602,23 @@ pub(crate) fn replay_into(e: &Engine, log: &[Owned]) {
                 db: *db,
                 epoch: *epoch,
                 prefixes: list,
+            },
+            Owned::Item(db, k, kind, item, Some(v), x, c) => Mutation::AddItem {
+                db: *db,
+                key: k,
+                kind: *kind,
+                item,
+                value: v,
+                expire_at: *x,
+                cas: *c,
+            },
+            Owned::Item(db, k, kind, item, None, x, c) => Mutation::RemoveItem {
+                db: *db,
+                key: k,
+                kind: *kind,
+                item,
+                expire_at: *x,
+                cas: *c,
             },
         });
     }

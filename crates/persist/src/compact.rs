@@ -8,14 +8,22 @@
 //! the switch too, so it already includes some prefix of that key's records;
 //! replaying them again changes nothing that a later record does not also
 //! rewrite, because records are outcomes (whole values, absolute expiries,
-//! deletes), never increments.
+//! deletes, one collection item's presence or absence with the key's
+//! metadata after the change), never increments.
+//!
+//! A collection is written as one ADDITEM record per item, in chunks of
+//! [`SNAPSHOT_STEP`] items, each chunk under its own short hold of the key's
+//! shard lock: a 10M-field hash never holds a shard for long. Between chunks
+//! the collection may change; every item present throughout is written
+//! (the engine's walk restarts rather than skip one when the table moves),
+//! and every change in between is in the fresh segment, replayed on top.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use magpie_engine::{Engine, Mutation};
+use magpie_engine::{Engine, Kind, Mutation};
 
 use crate::files::{segment_path, snapshot_path, sync_dir, Manifest};
 use crate::record::encode;
@@ -26,7 +34,8 @@ use crate::writer::Core;
 pub struct Compacted {
     /// Number of the new snapshot (and of the first segment after it).
     pub snapshot: u64,
-    /// Entries written to the snapshot.
+    /// Records written to the snapshot: one per string key, one per
+    /// collection item.
     pub entries: u64,
     /// Bytes of the snapshot.
     pub bytes: u64,
@@ -115,10 +124,17 @@ fn write_snapshot(engine: &Engine, path: &std::path::Path) -> io::Result<(u64, u
         // replayed on top of it. SCAN returns every key present throughout;
         // a key it repeats is written twice, and the later copy wins.
         let mut cursor = 0;
+        let mut collections: Vec<Vec<u8>> = Vec::new();
         loop {
             // invalidated keys are not live: scan skips them, so only live
             // keys and their tags are written
             cursor = engine.scan_tagged(db, cursor, SNAPSHOT_STEP, 0, |key, v, tags| {
+                if v.kind != Kind::String {
+                    // written below, after this step let go of the shard
+                    // (a collection carries no tags)
+                    collections.push(key.to_vec());
+                    return;
+                }
                 let m = if tags.is_empty() {
                     Mutation::Set {
                         db,
@@ -142,6 +158,23 @@ fn write_snapshot(engine: &Engine, path: &std::path::Path) -> io::Result<(u64, u
                 encode(&m, &mut buf);
                 entries += 1;
             });
+            for key in collections.drain(..) {
+                let mut at = 0;
+                loop {
+                    at = engine.collection_records(db, &key, at, SNAPSHOT_STEP, |m| {
+                        encode(&m, &mut buf);
+                        entries += 1;
+                    });
+                    if buf.len() >= 1 << 20 {
+                        f.write_all(&buf)?;
+                        bytes += buf.len() as u64;
+                        buf.clear();
+                    }
+                    if at == 0 {
+                        break;
+                    }
+                }
+            }
             if buf.len() >= 1 << 20 || cursor == 0 {
                 f.write_all(&buf)?;
                 bytes += buf.len() as u64;

@@ -485,6 +485,8 @@ fn db_of(m: &Mutation<'_>) -> Option<usize> {
         Mutation::Set { db, .. }
         | Mutation::Del { db, .. }
         | Mutation::Expire { db, .. }
+        | Mutation::AddItem { db, .. }
+        | Mutation::RemoveItem { db, .. }
         | Mutation::FlushDb { db }
         | Mutation::SetTagged { db, .. }
         | Mutation::SetTags { db, .. }
@@ -516,6 +518,8 @@ pub struct CheckReport {
     pub tag_invalidations: u64,
     /// Prefix invalidation records in the log.
     pub prefix_invalidations: u64,
+    /// Collection item records (ADDITEM / REMITEM) in the log.
+    pub items: u64,
     /// True when a server held the directory's lock during the check.
     pub in_use: bool,
 }
@@ -557,12 +561,13 @@ impl fmt::Display for CheckReport {
         }
         writeln!(
             f,
-            "log records: {} ({} set, {} del, {} expire, {} flush)",
+            "log records: {} ({} set, {} del, {} expire, {} flush, {} item)",
             w.log_records(),
             self.sets,
             self.dels,
             self.expires,
-            self.flushes
+            self.flushes,
+            self.items
         )?;
         if self.tagged_sets + self.tag_changes + self.tag_invalidations + self.prefix_invalidations
             > 0
@@ -604,7 +609,7 @@ pub fn check(dir: &Path) -> io::Result<CheckReport> {
         in_use: DirLock::is_held(dir),
         ..CheckReport::default()
     };
-    let (mut sets, mut dels, mut expires, mut flushes) = (0, 0, 0, 0);
+    let (mut sets, mut dels, mut expires, mut flushes, mut items) = (0, 0, 0, 0, 0);
     let (mut tagged, mut changes, mut tag_inv, mut prefix_inv) = (0u64, 0, 0, 0);
     let w = walk(dir, Mode::Check, |m| {
         match m {
@@ -619,11 +624,13 @@ pub fn check(dir: &Path) -> io::Result<CheckReport> {
             Mutation::SetTags { .. } => changes += 1,
             Mutation::InvalidateTags { .. } => tag_inv += 1,
             Mutation::InvalidatePrefixes { .. } => prefix_inv += 1,
+            Mutation::AddItem { .. } | Mutation::RemoveItem { .. } => items += 1,
         }
         Ok(())
     })?;
     // the walk counted snapshot entries as SETs too; report log records only
-    r.sets = sets - w.snapshot_records;
+    r.sets = sets - (w.snapshot_records - w.snapshot_items);
+    r.items = items - w.snapshot_items;
     // and of the tagged ones, those outside the snapshot
     let mut snapshot_tagged = 0;
     if let Some(n) = w.manifest.and_then(|m| m.snapshot) {
@@ -645,3 +652,5 @@ pub fn check(dir: &Path) -> io::Result<CheckReport> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_types;

@@ -15,18 +15,26 @@
 //! SETTAGS  7 | db u32 | cas u64 | key_len u32 | key | tags
 //! INVTAGS  8 | db u32 | epoch u64 | tags
 //! INVPREFIX 9 | db u32 | epoch u64 | prefixes
+//! ADDITEM 10 | db u32 | kind u8 | expire_at u64 | cas u64 | key_len u32 | key | item_len u32 | item | value
+//! REMITEM 11 | db u32 | kind u8 | expire_at u64 | cas u64 | key_len u32 | key | item
 //! ```
 //!
 //! `tags` and `prefixes` are lists of byte strings, each `len u32 | bytes`
 //! ([`magpie_engine::TagList`]'s encoding). Types 6 to 9 came with tags;
 //! logs written before them hold only types 1 to 5, which decode as they
 //! always did.
+//!
+//! ADDITEM and REMITEM carry one item of a collection (a hash's field and
+//! value, a set's member; `kind` is 1 for hash, 2 for set), so a log grows
+//! with each change, not with the collection. Types 10 and 11 came with collections;
+//! types 1 to 9 are unchanged, so logs written before them decode as they
+//! always did.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
-use magpie_engine::{Mutation, TagList};
+use magpie_engine::{Kind, Mutation, TagList};
 
 /// Bytes of the record header (length + CRC).
 pub const HEADER: usize = 8;
@@ -40,6 +48,8 @@ const T_SET_TAGGED: u8 = 6;
 const T_SET_TAGS: u8 = 7;
 const T_INVALIDATE_TAGS: u8 = 8;
 const T_INVALIDATE_PREFIXES: u8 = 9;
+const T_ADD_ITEM: u8 = 10;
+const T_REMOVE_ITEM: u8 = 11;
 
 /// Largest payload a record may carry (the length field is a u32).
 pub const MAX_PAYLOAD: usize = u32::MAX as usize;
@@ -132,12 +142,76 @@ pub fn encode(m: &Mutation<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(&epoch.to_le_bytes());
             out.extend_from_slice(prefixes.encoded());
         }
+        Mutation::AddItem {
+            db,
+            key,
+            kind,
+            item,
+            value,
+            expire_at,
+            cas,
+        } => {
+            out.reserve(30 + key.len() + item.len() + value.len());
+            item_head(out, T_ADD_ITEM, db, kind, expire_at, cas, key);
+            out.extend_from_slice(&(item.len() as u32).to_le_bytes());
+            out.extend_from_slice(item);
+            out.extend_from_slice(value);
+        }
+        Mutation::RemoveItem {
+            db,
+            key,
+            kind,
+            item,
+            expire_at,
+            cas,
+        } => {
+            out.reserve(26 + key.len() + item.len());
+            item_head(out, T_REMOVE_ITEM, db, kind, expire_at, cas, key);
+            out.extend_from_slice(item);
+        }
     }
     let len = out.len() - start - HEADER;
     assert!(len <= MAX_PAYLOAD, "record payload too large");
     let crc = crc32c::crc32c(&out[start + HEADER..]);
     out[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The fields ADDITEM and REMITEM share, up to and including the key.
+fn item_head(
+    out: &mut Vec<u8>,
+    tag: u8,
+    db: usize,
+    kind: Kind,
+    expire_at: Option<u64>,
+    cas: u64,
+    key: &[u8],
+) {
+    out.push(tag);
+    out.extend_from_slice(&(db as u32).to_le_bytes());
+    out.push(kind.to_u8());
+    out.extend_from_slice(&expire_at.unwrap_or(0).to_le_bytes());
+    out.extend_from_slice(&cas.to_le_bytes());
+    out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    out.extend_from_slice(key);
+}
+
+/// Kind, expiry, CAS, key and the rest of an ADDITEM / REMITEM payload.
+type ItemHead<'a> = (Kind, Option<u64>, u64, &'a [u8], &'a [u8]);
+
+fn item_fields(p: &[u8]) -> Option<ItemHead<'_>> {
+    // strings are never item records
+    let kind = Kind::from_u8(*p.get(5)?).filter(|k| *k != Kind::String)?;
+    let key_len = u32_at(p, 22)? as usize;
+    let key_end = 26usize.checked_add(key_len)?;
+    let key = p.get(26..key_end)?;
+    Some((
+        kind,
+        expiry(u64_at(p, 6)?),
+        u64_at(p, 14)?,
+        key,
+        &p[key_end..],
+    ))
 }
 
 fn u32_at(p: &[u8], at: usize) -> Option<u32> {
@@ -219,6 +293,31 @@ pub fn decode(p: &[u8]) -> Option<Mutation<'_>> {
         }),
         T_FLUSHDB if p.len() == 5 => Some(Mutation::FlushDb { db: db()? }),
         T_FLUSHALL if p.len() == 1 => Some(Mutation::FlushAll),
+        T_ADD_ITEM => {
+            let (kind, expire_at, cas, key, rest) = item_fields(p)?;
+            let item_len = u32_at(rest, 0)? as usize;
+            let item = rest.get(4..4usize.checked_add(item_len)?)?;
+            Some(Mutation::AddItem {
+                db: db()?,
+                key,
+                kind,
+                item,
+                value: &rest[4 + item_len..],
+                expire_at,
+                cas,
+            })
+        }
+        T_REMOVE_ITEM => {
+            let (kind, expire_at, cas, key, item) = item_fields(p)?;
+            Some(Mutation::RemoveItem {
+                db: db()?,
+                key,
+                kind,
+                item,
+                expire_at,
+                cas,
+            })
+        }
         _ => None,
     }
 }
@@ -428,6 +527,32 @@ mod tests {
                 epoch: 81,
                 prefixes: TagList::from_encoded(TWO_TAGS).unwrap(),
             },
+            Mutation::AddItem {
+                db: 2,
+                key: b"hash",
+                kind: Kind::Hash,
+                item: b"field",
+                value: b"value\r\n",
+                expire_at: Some(5),
+                cas: 77,
+            },
+            Mutation::AddItem {
+                db: 0,
+                key: b"",
+                kind: Kind::Set,
+                item: b"",
+                value: b"",
+                expire_at: None,
+                cas: 1,
+            },
+            Mutation::RemoveItem {
+                db: 9,
+                key: b"set",
+                kind: Kind::Set,
+                item: b"member",
+                expire_at: None,
+                cas: u64::MAX,
+            },
         ]
     }
 
@@ -460,7 +585,8 @@ mod tests {
 
     #[test]
     fn damaged_tag_lists_do_not_decode() {
-        for m in all_kinds().into_iter().skip(7) {
+        // the tag records (7..12); the item records after them carry no list
+        for m in all_kinds().into_iter().skip(7).take(5) {
             let mut buf = Vec::new();
             encode(&m, &mut buf);
             let p = &buf[HEADER..];
@@ -505,8 +631,33 @@ mod tests {
             assert_eq!(decode(&buf[HEADER..cut]), None, "cut at {cut}");
         }
         assert_eq!(decode(&[9]), None);
+        assert_eq!(decode(&[12]), None);
         assert_eq!(decode(&[T_FLUSHALL, 0]), None);
         assert_eq!(decode(&[]), None);
+        // an item record cut anywhere before its item, or naming no
+        // collection kind, is no record
+        let add = &all_kinds()[12];
+        let mut buf = Vec::new();
+        encode(add, &mut buf);
+        for cut in HEADER..HEADER + 26 + 4 + 4 + 4 {
+            assert_eq!(decode(&buf[HEADER..cut]), None, "cut at {cut}");
+        }
+        for kind in [0u8, 3, 255] {
+            let mut p = buf[HEADER..].to_vec();
+            p[5] = kind;
+            assert_eq!(decode(&p), None, "kind {kind}");
+        }
+    }
+
+    #[test]
+    fn the_record_of_one_field_is_as_small_as_the_field() {
+        // an HSET of one field logs the key, the field and the value only
+        let mut buf = Vec::new();
+        encode(&all_kinds()[12], &mut buf);
+        assert_eq!(
+            buf.len(),
+            HEADER + 30 + b"hash".len() + b"field".len() + b"value\r\n".len()
+        );
     }
 
     proptest! {
@@ -515,6 +666,22 @@ mod tests {
                                      value in proptest::collection::vec(any::<u8>(), 0..100),
                                      flags in any::<u32>(), exp in proptest::option::of(1u64..), cas in any::<u64>()) {
             let m = Mutation::Set { db, key: &key, value: &value, flags, expire_at: exp, cas };
+            let mut buf = Vec::new();
+            encode(&m, &mut buf);
+            prop_assert_eq!(decode(&buf[HEADER..]), Some(m));
+        }
+
+        #[test]
+        fn arbitrary_items_round_trip(db in 0usize..1000, key in proptest::collection::vec(any::<u8>(), 0..40),
+                                      item in proptest::collection::vec(any::<u8>(), 0..40),
+                                      value in proptest::collection::vec(any::<u8>(), 0..100), hash in any::<bool>(),
+                                      add in any::<bool>(), exp in proptest::option::of(1u64..), cas in any::<u64>()) {
+            let kind = if hash { Kind::Hash } else { Kind::Set };
+            let m = if add {
+                Mutation::AddItem { db, key: &key, kind, item: &item, value: &value, expire_at: exp, cas }
+            } else {
+                Mutation::RemoveItem { db, key: &key, kind, item: &item, expire_at: exp, cas }
+            };
             let mut buf = Vec::new();
             encode(&m, &mut buf);
             prop_assert_eq!(decode(&buf[HEADER..]), Some(m));

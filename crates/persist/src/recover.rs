@@ -31,6 +31,8 @@ pub struct Walk {
     pub manifest: Option<Manifest>,
     /// Records in the snapshot.
     pub snapshot_records: u64,
+    /// Of those, collection items (ADDITEM records; the rest are SETs).
+    pub snapshot_items: u64,
     /// Bytes of the snapshot.
     pub snapshot_bytes: u64,
     /// Each live segment and how its scan ended.
@@ -89,15 +91,21 @@ pub fn walk(
 
     if let Some(n) = manifest.snapshot {
         let path = snapshot_path(dir, n);
+        let mut items = 0;
         let scan = scan_file(&path, |m| match m {
             Mutation::Set { .. } | Mutation::SetTagged { .. } => apply(m),
+            Mutation::AddItem { .. } => {
+                items += 1;
+                apply(m)
+            }
             _ => Err(invalid(format!(
-                "{}: snapshot holds a non-SET record",
+                "{}: snapshot holds a record other than SET, SETTAGGED and ADDITEM",
                 path.display()
             ))),
         })
         .map_err(|e| with_path(&path, e))?;
         w.snapshot_records = scan.records;
+        w.snapshot_items = items;
         w.snapshot_bytes = scan.file_len;
         // a snapshot is complete and fsynced before the MANIFEST names it,
         // so any damage, even at its end, is corruption

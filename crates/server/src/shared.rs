@@ -53,6 +53,9 @@ pub struct Runtime {
     pub pubsub_output_limit: OutputLimit,
     /// The tag limits (kept in the engine by [`Shared::set_runtime`]).
     pub tag_limits: magpie_engine::TagLimits,
+    /// Collection encoding thresholds (`hash-max-listpack-entries`...; kept
+    /// in the engine by [`Shared::set_runtime`]).
+    pub type_limits: magpie_engine::TypeLimits,
 }
 
 /// Server-wide counters reported by INFO (and later stats and /metrics).
@@ -169,6 +172,7 @@ impl Shared {
                 max_tags_per_key: config.max_tags_per_key,
                 max_tag_len: config.max_tag_len,
             },
+            type_limits: magpie_engine::TypeLimits::default(),
         };
         let pubsub = Arc::new(PubSub::new(runtime.pubsub_output_limit));
         let engine = Arc::new(Engine::new(ec));
@@ -233,6 +237,7 @@ impl Shared {
         self.engine.set_memory_limit(rt.memory_limit);
         self.pubsub.set_limit(rt.pubsub_output_limit);
         self.engine.set_tag_limits(rt.tag_limits);
+        self.engine.set_type_limits(rt.type_limits);
         *self.runtime.write() = rt;
     }
 

@@ -437,3 +437,131 @@ fn ttl_is_absolute_across_restart() {
     let mut c = Conn::connect(server.port).unwrap();
     assert_eq!(c.get_many(&keys), vec![None, v.clone(), v]);
 }
+
+/// Like [`acknowledged_writes_survive_sigkill`] for hashes and sets: four
+/// writers HSET / HDEL fields of their own hash and SADD / SREM members of
+/// their own set (emptying and recreating them now and then) while the
+/// server is killed; after each restart every field and member is as last
+/// acknowledged, or as the write in flight at the kill left it.
+#[test]
+fn acknowledged_collection_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    // (key, item) -> state; a set member's value is "1" when present
+    let model: Arc<Mutex<HashMap<(String, String), KeyState>>> = Arc::default();
+    let mut rng = Rng::new();
+    let read = |c: &mut Conn, key: &str, item: &str| -> Option<String> {
+        if key.starts_with('h') {
+            c.call(&[b"HGET", key.as_bytes(), item.as_bytes()])
+                .unwrap()
+                .map(|v| String::from_utf8(v).unwrap())
+        } else {
+            let r = c
+                .call(&[b"SISMEMBER", key.as_bytes(), item.as_bytes()])
+                .unwrap();
+            (r.as_deref() == Some(b":1")).then(|| "1".to_string())
+        }
+    };
+    for round in 0..5u32 {
+        // small compaction thresholds: snapshots of the collections are
+        // taken (chunked) while the writers run and the kills land
+        let mut server = start(
+            dir.path(),
+            &["--compact-min-size", "65536", "--compact-ratio", "1"],
+        );
+        {
+            let mut m = model.lock().unwrap();
+            let mut c = Conn::connect(server.port).unwrap();
+            for ((key, item), s) in m.iter_mut() {
+                let got = read(&mut c, key, item);
+                assert!(
+                    got == s.acked || s.in_flight.as_ref() == Some(&got),
+                    "round {round}: {key} {item}: got {got:?}, acknowledged {:?}, in flight {:?}",
+                    s.acked,
+                    s.in_flight
+                );
+                s.acked = got;
+                s.in_flight = None;
+            }
+        }
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let (model, port) = (model.clone(), server.port);
+                let seed = rng.below(u64::MAX) | 1;
+                std::thread::spawn(move || {
+                    let mut rng = Rng(seed);
+                    let Ok(mut c) = Conn::connect(port) else {
+                        return;
+                    };
+                    for i in 0..1_000_000u32 {
+                        let hash = rng.below(2) == 0;
+                        let key = format!("{}{t}", if hash { 'h' } else { 's' });
+                        let item = format!("i{}", rng.below(40));
+                        let add = rng.below(3) != 0;
+                        let value = add.then(|| {
+                            if hash {
+                                format!("r{round}:{i}")
+                            } else {
+                                "1".into()
+                            }
+                        });
+                        model
+                            .lock()
+                            .unwrap()
+                            .entry((key.clone(), item.clone()))
+                            .or_default()
+                            .in_flight = Some(value.clone());
+                        let (k, f) = (key.as_bytes(), item.as_bytes());
+                        let reply = match (hash, &value) {
+                            (true, Some(v)) => c.call(&[b"HSET", k, f, v.as_bytes()]),
+                            (true, None) => c.call(&[b"HDEL", k, f]),
+                            (false, Some(_)) => c.call(&[b"SADD", k, f]),
+                            (false, None) => c.call(&[b"SREM", k, f]),
+                        };
+                        match reply {
+                            Ok(Some(r)) if r == b":1" || r == b":0" => {
+                                let mut m = model.lock().unwrap();
+                                let s = m.get_mut(&(key, item)).unwrap();
+                                s.acked = value;
+                                s.in_flight = None;
+                            }
+                            Ok(other) => panic!("{key} {item}: answered {other:?}"),
+                            Err(_) => return,
+                        }
+                    }
+                    panic!("writer was never stopped");
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(150 + rng.below(400)));
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
+    let server = start(dir.path(), &[]);
+    assert!(
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("snap.")),
+        "no compaction ran"
+    );
+    let m = model.lock().unwrap();
+    let mut c = Conn::connect(server.port).unwrap();
+    let mut present = 0;
+    for ((key, item), s) in m.iter() {
+        let got = read(&mut c, key, item);
+        present += got.is_some() as usize;
+        assert!(
+            got == s.acked || s.in_flight.as_ref() == Some(&got),
+            "{key} {item}: got {got:?}, acknowledged {:?}, in flight {:?}",
+            s.acked,
+            s.in_flight
+        );
+    }
+    assert!(
+        present > 50,
+        "too little load to mean anything: {present} items"
+    );
+}

@@ -54,6 +54,55 @@ ACL DRYRUN erin set sel:1 v
 ACL DRYRUN erin set main:1 v
 ACL DRYRUN erin get main:1
 ACL DRYRUN nosuch get x
+ACL SETUSER hs on nopass %R~r:* %W~w:* ~rw:* +@all
+ACL SETUSER ro on nopass ~* -@all +@read
+ACL DRYRUN hs hset w:1 f v
+ACL DRYRUN hs hset r:1 f v
+ACL DRYRUN hs hmset w:1 f v
+ACL DRYRUN hs hsetnx w:1 f v
+ACL DRYRUN hs hdel w:1 f
+ACL DRYRUN hs hget r:1 f
+ACL DRYRUN hs hget w:1 f
+ACL DRYRUN hs hgetall w:1
+ACL DRYRUN hs hincrby w:1 f 1
+ACL DRYRUN hs hincrby rw:1 f 1
+ACL DRYRUN hs hincrbyfloat w:1 f 1
+ACL DRYRUN hs hlen w:1
+ACL DRYRUN hs hexists w:1 f
+ACL DRYRUN hs hstrlen w:1 f
+ACL DRYRUN hs hscan w:1 0
+ACL DRYRUN hs hrandfield w:1
+ACL DRYRUN hs sadd w:1 m
+ACL DRYRUN hs sadd r:1 m
+ACL DRYRUN hs srem w:1 m
+ACL DRYRUN hs spop w:1
+ACL DRYRUN hs spop rw:1
+ACL DRYRUN hs scard w:1
+ACL DRYRUN hs sismember w:1 m
+ACL DRYRUN hs smismember w:1 m
+ACL DRYRUN hs smembers w:1
+ACL DRYRUN hs smembers r:1
+ACL DRYRUN hs srandmember w:1
+ACL DRYRUN hs sinter r:1 r:2
+ACL DRYRUN hs sinter r:1 w:2
+ACL DRYRUN hs sinterstore w:d r:1 r:2
+ACL DRYRUN hs sinterstore r:d r:1 r:2
+ACL DRYRUN hs sinterstore w:d r:1 w:2
+ACL DRYRUN hs sunionstore w:d r:1 rw:2
+ACL DRYRUN hs sdiffstore w:d w:1
+ACL DRYRUN hs smove rw:1 w:2 m
+ACL DRYRUN hs smove w:1 w:2 m
+ACL DRYRUN hs smove r:1 w:2 m
+ACL DRYRUN hs smove rw:1 r:2 m
+ACL DRYRUN hs sintercard 2 r:1 r:2
+ACL DRYRUN hs sintercard 2 r:1 r:2 LIMIT 1
+ACL DRYRUN hs sintercard 2 r:1 w:2
+ACL DRYRUN hs sintercard 1 r:1 w:2
+ACL DRYRUN ro hset k f v
+ACL DRYRUN ro sadd k m
+ACL DRYRUN ro sinterstore d a b
+ACL DRYRUN ro hget k f
+ACL DRYRUN ro smembers k
 ACL DRYRUN alice nosuchcmd
 ACL DRYRUN alice get
 ACL DELUSER default
@@ -213,6 +262,8 @@ fn every_category_holds_what_redis_puts_in_it() {
         "read",
         "write",
         "string",
+        "hash",
+        "set",
         "admin",
         "fast",
         "slow",

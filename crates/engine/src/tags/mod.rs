@@ -100,6 +100,9 @@ pub enum TagError {
         /// The limit in force.
         max: usize,
     },
+    /// TAG ADD / TAG REMOVE met a key holding a hash or set: only string
+    /// keys carry tags (see docs/tags.md).
+    WrongType,
 }
 
 impl fmt::Display for TagError {
@@ -114,6 +117,7 @@ impl fmt::Display for TagError {
             TagError::PrefixTooLong { max } => {
                 write!(f, "a prefix may be at most {max} bytes long (max-tag-len)")
             }
+            TagError::WrongType => crate::types::WrongType.fmt(f),
         }
     }
 }

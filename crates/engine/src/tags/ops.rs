@@ -678,6 +678,12 @@ impl Txn<'_> {
         let Some(old) = shard.peek(hash, key, 0) else {
             return Ok(0);
         };
+        if old.is_collection() {
+            // a collection carries no tags: its value is the pointer of the
+            // collection it owns, which a rebuilt copy must not share, and
+            // its log records (one per item) have no room for them
+            return Err(TagError::WrongType);
+        }
         let mut ids = old.tag_ids().to_vec();
         let changed = change(&mut reg, &mut ids)?;
         if changed == 0 {

@@ -7,7 +7,7 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::catalog::{category_bit, Catalog, KeyAccess, CATEGORIES};
+use super::catalog::{category_bit, Catalog, KeyAccess, KeyRange, CATEGORIES};
 use magpie_engine::glob::matches as glob_matches;
 
 /// A SHA-256 password hash, as stored (`#<hex>` in the aclfile).
@@ -351,15 +351,21 @@ impl Selector {
         }
         for (j, cat) in CATEGORIES.iter().enumerate() {
             let bit = 1 << j;
-            let (mut on, mut off) = (0, 0);
+            // what applying the category would fix against what it would
+            // break, among the commands the rules so far leave as they are
+            // (a category the earlier ones already cover, as @hash's reads
+            // after +@read, adds nothing)
+            let (mut fixes, mut breaks) = (0, 0);
             for i in catalog.in_category(bit) {
-                if self.bit(i) {
-                    on += 1;
-                } else {
-                    off += 1;
+                if fake.bit(i) != additive {
+                    if self.bit(i) == additive {
+                        fixes += 1;
+                    } else {
+                        breaks += 1;
+                    }
                 }
             }
-            if (additive && on > off) || (!additive && off > on) {
+            if fixes > breaks {
                 fake.set_category(catalog, bit, additive);
                 rules.push(format!("{}@{cat}", if additive { '+' } else { '-' }));
             }
@@ -432,11 +438,24 @@ fn key_positions<'a>(
 ) -> impl Iterator<Item = (usize, KeyAccess)> + 'a {
     let set_without_get =
         cmd.name == "set" && !args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get"));
+    // SINTERCARD names its keys by count: they end at 1 + numkeys (an
+    // unreadable count checks every argument after it, the safe side)
+    let numkeys_last = (cmd.name == "sintercard").then(|| {
+        args.get(1)
+            .and_then(|a| std::str::from_utf8(a).ok())
+            .and_then(|a| a.parse::<i32>().ok())
+            .filter(|&n| n > 0)
+            .map_or(-1, |n| n.saturating_add(1))
+    });
     cmd.keys.iter().flat_map(move |r| {
         let mut access = r.access;
         if set_without_get {
             access.read = false;
         }
+        let r = match numkeys_last {
+            Some(last) => KeyRange { last, ..*r },
+            None => *r,
+        };
         r.positions(args.len()).map(move |p| (p, access))
     })
 }
@@ -738,8 +757,10 @@ mod tests {
         assert_eq!(u.check(&cat, auth, &[b"auth", b"x"]), Ok(()));
         assert_eq!(
             u.describe(&cat),
-            // Redis's majority rule: 2 of the 3 string commands are on
-            "user u on nopass %R~r:* ~rw:* resetchannels -@all +@read +@string -incr"
+            // +@read already gave get: of the string commands it left, set
+            // is on and incr off, so the category would fix no more than it
+            // breaks and the command is named
+            "user u on nopass %R~r:* ~rw:* resetchannels -@all +@read +set"
         );
     }
 
@@ -760,10 +781,10 @@ mod tests {
         let cat = catalog();
         let u = user("+@all -@dangerous");
         // in this small catalog flushall is all of @keyspace and
-        // client|kill all of @admin
+        // client|kill all of @admin, which leave nothing of @dangerous
         assert_eq!(
             u.selectors[0].describe_commands(&cat),
-            "+@all -@keyspace -@admin -@dangerous"
+            "+@all -@keyspace -@admin"
         );
         let u = user("-@all +client|id");
         assert_eq!(u.selectors[0].describe_commands(&cat), "-@all +client|id");

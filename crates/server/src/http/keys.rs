@@ -352,7 +352,7 @@ pub async fn put(
     let parts: Vec<&[u8]> = chunks.iter().map(|c| c.as_ref()).collect();
 
     let mut txn = st.shared.engine.txn(0, &[&key], now);
-    let current = txn.get(&key).map(|v| v.meta.cas);
+    let current = string_cas(&mut txn, &key)?;
     if let Some(cond) = &if_match {
         match current {
             None => {
@@ -509,13 +509,31 @@ pub async fn get(State(st): State<Arc<HttpState>>, uri: Uri, headers: HeaderMap)
     Ok(res)
 }
 
+/// The refusal of a write to a key holding a hash or a set: the HTTP API
+/// reads and writes strings only (a GET of such a key is a 404, as a miss).
+fn wrong_type() -> ApiError {
+    ApiError::conflict(
+        "wrong_type",
+        "the key holds a hash or a set, not a string; the HTTP API writes strings only",
+    )
+}
+
+/// The CAS of the string at `key` (None when absent); a 409 when it holds
+/// another kind of value.
+fn string_cas(txn: &mut magpie_engine::Txn<'_>, key: &[u8]) -> Result<Option<u64>, ApiError> {
+    match txn.get_string(key) {
+        Ok(v) => Ok(v.map(|v| v.meta.cas)),
+        Err(_) => Err(wrong_type()),
+    }
+}
+
 /// `DELETE /v1/keys/{key}`: 204 when removed, 404 when absent; honours If-Match.
 pub async fn delete(State(st): State<Arc<HttpState>>, uri: Uri, headers: HeaderMap) -> HttpResult {
     let key = key_from_path(&st, &uri, "")?;
     parse_query(&uri, &[])?;
     let if_match = Condition::parse(&headers, header::IF_MATCH)?;
     let mut txn = st.shared.engine.txn(0, &[&key], now_ms());
-    let current = txn.get(&key).map(|v| v.meta.cas);
+    let current = string_cas(&mut txn, &key)?;
     match (current, &if_match) {
         (None, Some(_)) => Err(ApiError::precondition_failed(
             "If-Match: key does not exist",
@@ -576,7 +594,8 @@ pub async fn incr(
             .by
     };
     let mut txn = st.shared.engine.txn(0, &[&key], now_ms());
-    let (old, existed) = match txn.get(&key) {
+    let found = txn.get_string(&key).map_err(|_| wrong_type())?;
+    let (old, existed) = match found {
         None => (0, false),
         Some(v) => match magpie_protocol::int::parse_i64(v.value) {
             Some(n) => (n, true),

@@ -1,6 +1,6 @@
 //! delete, incr and decr.
 
-use magpie_engine::Txn;
+use magpie_engine::{Kind, Txn};
 use magpie_protocol::memcache::num::item_counter;
 
 use super::{McCounters, McCtx, DB};
@@ -8,7 +8,10 @@ use super::{McCounters, McCtx, DB};
 /// `delete <key>`
 pub fn delete(ctx: &mut McCtx<'_>, key: &[u8], noreply: bool) {
     let c = &ctx.mc.counters;
-    let removed = ctx.shared.engine.txn(DB, &[key], ctx.now).remove(key);
+    let mut txn = ctx.shared.engine.txn(DB, &[key], ctx.now);
+    // a key holding a hash or a set is not found (and not deleted)
+    let removed = txn.kind(key) == Some(Kind::String) && txn.remove(key);
+    drop(txn);
     McCounters::bump(if removed {
         &c.delete_hits
     } else {

@@ -2,7 +2,7 @@
 //! (debug); mn is answered in the dispatcher. Reply flags come back in the
 //! order the client sent them, as memcached writes them.
 
-use magpie_engine::Meta;
+use magpie_engine::{Kind, Meta};
 use magpie_protocol::memcache::meta::base64_encode;
 use magpie_protocol::memcache::{encode, item_total_size, Exptime, Key, MetaFlags, StoreOp};
 
@@ -57,7 +57,8 @@ pub fn mg(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>) {
     let now = ctx.now;
     let mut txn = ctx.shared.engine.txn(DB, &[k], now);
     let mut created = None;
-    if f.vivify.is_some() && txn.get(k).is_none() {
+    // (a key holding a hash or a set is a miss that N does not replace)
+    if f.vivify.is_some() && txn.peek(k).is_none() {
         // N: create an empty item and hand this client the win token (E:
         // with the CAS the client chose)
         let expire_at = decode(f.vivify, now);
@@ -253,7 +254,12 @@ pub fn md(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>) {
     let mut txn = ctx.shared.engine.txn(DB, &[k], ctx.now);
     // not an access (memcached looks the item up without a bump), even
     // with I, which keeps the item
-    let code = match txn.peek(k).map(|v| v.meta) {
+    // a key holding a hash or a set is not found (and not deleted)
+    let code = match txn
+        .peek(k)
+        .filter(|v| v.kind == Kind::String)
+        .map(|v| v.meta)
+    {
         None => {
             McCounters::bump(&c.delete_misses);
             "NF"
@@ -329,7 +335,8 @@ pub fn ma(ctx: &mut McCtx<'_>, key: Key<'_>, f: MetaFlags<'_>) {
             miss_reply(ctx.out, "EX", &key, &f);
             return;
         }
-        Delta::NotFound if f.vivify.is_none() => {
+        // N does not replace a key holding a hash or a set
+        Delta::NotFound if f.vivify.is_none() || txn.peek(k).is_some() => {
             drop(txn);
             McCounters::bump(if incr { &c.incr_misses } else { &c.decr_misses });
             miss_reply(ctx.out, "NF", &key, &f);

@@ -82,7 +82,12 @@ pub fn store(ctx: &mut McCtx<'_>, a: &StoreArgs<'_>) -> Stored {
     let mut txn = engine.txn(DB, &[a.key], ctx.now);
     // each outcome below writes at most once, and that write takes it
     choose_cas(&mut txn, a.new_cas);
-    let old = txn.get(a.key).map(|v| (v.meta, v.value.len()));
+    // a key holding a hash or a set is never overwritten from here: it
+    // reads as a miss and refuses every store
+    let Ok(old) = txn.get_string(a.key) else {
+        return Stored::NotStored;
+    };
+    let old = old.map(|v| (v.meta, v.value.len()));
     let expire_at = a.exptime.as_expire_at();
     let mut marked = false;
     let result = match a.op {

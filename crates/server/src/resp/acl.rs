@@ -149,10 +149,22 @@ const WRITE_AND_READ: &[&str] = &[
     "incrby",
     "decrby",
     "incrbyfloat",
+    "hincrby",
+    "hincrbyfloat",
+    "spop",
 ];
 /// Read-only commands that do not return the value (no `ACCESS`): any
 /// key pattern grants them.
-const NO_ACCESS: &[&str] = &["strlen", "exists", "type"];
+const NO_ACCESS: &[&str] = &[
+    "strlen",
+    "exists",
+    "type",
+    "hexists",
+    "hlen",
+    "hstrlen",
+    "scard",
+    "sismember",
+];
 
 /// How `spec` uses its keys, as Redis 7.0's key specifications say.
 fn key_ranges(spec: &CommandSpec) -> Vec<KeyRange> {
@@ -170,6 +182,15 @@ fn key_ranges(spec: &CommandSpec) -> Vec<KeyRange> {
             return vec![range(1, 1, 1, true, true), range(2, 2, 1, false, true)]
         }
         "copy" => return vec![range(1, 1, 1, true, false), range(2, 2, 1, false, true)],
+        // the destination is written, the sources read
+        "sinterstore" | "sunionstore" | "sdiffstore" => {
+            return vec![range(1, 1, 1, false, true), range(2, -1, 1, true, false)]
+        }
+        // the source gives up the member (read), the destination gets it
+        "smove" => return vec![range(1, 1, 1, true, true), range(2, 2, 1, false, true)],
+        // keys named by numkeys (argument 1): see the ACL's key_positions,
+        // which ends the range there
+        "sintercard" => return vec![range(2, -1, 1, true, false)],
         _ => {}
     }
     if spec.first_key == 0 {

@@ -142,6 +142,104 @@ const PARAMS: &[Param] = &[
         }),
     },
     Param {
+        name: "hash-max-listpack-entries",
+        get: |s| {
+            s.runtime
+                .read()
+                .type_limits
+                .hash_max_listpack_entries
+                .to_string()
+        },
+        set: Setter::Runtime(|rt, v| {
+            rt.type_limits.hash_max_listpack_entries = parse_int_in(v, 0, i64::MAX)? as usize;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "hash-max-listpack-value",
+        get: |s| {
+            s.runtime
+                .read()
+                .type_limits
+                .hash_max_listpack_value
+                .to_string()
+        },
+        set: Setter::Runtime(|rt, v| {
+            rt.type_limits.hash_max_listpack_value = parse_int_in(v, 0, i64::MAX)? as usize;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "hash-max-ziplist-entries",
+        get: |s| {
+            s.runtime
+                .read()
+                .type_limits
+                .hash_max_listpack_entries
+                .to_string()
+        },
+        set: Setter::Runtime(|rt, v| {
+            rt.type_limits.hash_max_listpack_entries = parse_int_in(v, 0, i64::MAX)? as usize;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "hash-max-ziplist-value",
+        get: |s| {
+            s.runtime
+                .read()
+                .type_limits
+                .hash_max_listpack_value
+                .to_string()
+        },
+        set: Setter::Runtime(|rt, v| {
+            rt.type_limits.hash_max_listpack_value = parse_int_in(v, 0, i64::MAX)? as usize;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "set-max-intset-entries",
+        get: |s| {
+            s.runtime
+                .read()
+                .type_limits
+                .set_max_intset_entries
+                .to_string()
+        },
+        set: Setter::Runtime(|rt, v| {
+            rt.type_limits.set_max_intset_entries = parse_int_in(v, 0, i64::MAX)? as usize;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "set-max-listpack-entries",
+        get: |s| {
+            s.runtime
+                .read()
+                .type_limits
+                .set_max_listpack_entries
+                .to_string()
+        },
+        set: Setter::Runtime(|rt, v| {
+            rt.type_limits.set_max_listpack_entries = parse_int_in(v, 0, i64::MAX)? as usize;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "set-max-listpack-value",
+        get: |s| {
+            s.runtime
+                .read()
+                .type_limits
+                .set_max_listpack_value
+                .to_string()
+        },
+        set: Setter::Runtime(|rt, v| {
+            rt.type_limits.set_max_listpack_value = parse_int_in(v, 0, i64::MAX)? as usize;
+            Ok(())
+        }),
+    },
+    Param {
         name: "requirepass",
         get: |s| s.runtime.read().requirepass.clone().unwrap_or_default(),
         // the default user's password follows (see Shared::set_runtime)

@@ -245,7 +245,7 @@ fn expire_generic(ctx: &mut Ctx<'_, '_>, args: Args<'_>, name: &str, basetime: i
     }
     let key = args.get(1);
     let mut txn = ctx.shared.engine.txn(ctx.session.db, &[key], ctx.now);
-    let Some(current) = txn.get(key).map(|v| v.meta.expire_at) else {
+    let Some(current) = txn.get_any(key).map(|v| v.meta.expire_at) else {
         drop(txn);
         ctx.out.integer(0);
         return;
@@ -314,7 +314,7 @@ fn ttl_generic(ctx: &mut Ctx<'_, '_>, args: Args<'_>, ms: bool, absolute: bool) 
 fn persist(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     let key = args.get(1);
     let mut txn = ctx.shared.engine.txn(ctx.session.db, &[key], ctx.now);
-    let had_ttl = matches!(txn.get(key), Some(v) if v.meta.expire_at.is_some());
+    let had_ttl = matches!(txn.get_any(key), Some(v) if v.meta.expire_at.is_some());
     if had_ttl {
         txn.set_expiry(key, None);
     }

@@ -20,6 +20,10 @@ use crate::shared::Shared;
 /// features on it treat magpie as the Redis 7.0 it emulates.
 pub const REDIS_VERSION: &str = "7.0.15";
 
+/// Redis's reply to a command that meets a key holding another kind of
+/// value.
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
 /// Everything a handler may use while it runs.
 pub struct Ctx<'a, 'o> {
     /// Server-wide state (engine, settings, counters).
@@ -354,4 +358,77 @@ pub fn proto_version(p: Proto) -> i64 {
     } else {
         2
     }
+}
+
+/// The cursor as Redis reads it (`strtoul` base 10 plus a check that the
+/// whole C string was used): optional sign (`-` wraps around, as in C), no
+/// leading space, the empty string is 0, overflow is an error, and the text
+/// ends at the first NUL byte. None means "invalid cursor".
+pub fn parse_cursor(arg: &[u8]) -> Option<u64> {
+    let text = memchr::memchr(0, arg).map_or(arg, |nul| &arg[..nul]);
+    let (negative, digits) = match text.first() {
+        None => return Some(0),
+        Some(b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') => return None,
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        Some(_) => (false, text),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let value = digits.iter().try_fold(0u64, |v, &c| {
+        if c.is_ascii_digit() {
+            v.checked_mul(10)?.checked_add((c - b'0') as u64)
+        } else {
+            None
+        }
+    })?;
+    Some(if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    })
+}
+
+/// The MATCH and COUNT options of HSCAN and SSCAN.
+pub struct ScanOptions<'a> {
+    /// COUNT (default 10).
+    pub count: usize,
+    /// MATCH, unless it is the bare `*` (which matches everything).
+    pub pattern: Option<&'a [u8]>,
+}
+
+/// Parses `[MATCH pattern] [COUNT count]` from `args[from..]` as Redis's
+/// `scanGenericCommand` does for a key's collection: a COUNT that is not an
+/// integer is that error, below 1 or any other option (TYPE included) a
+/// syntax error. Replies the error and returns None on failure.
+pub fn scan_options<'a>(
+    ctx: &mut Ctx<'_, '_>,
+    args: &Args<'a>,
+    from: usize,
+) -> Option<ScanOptions<'a>> {
+    let mut opts = ScanOptions {
+        count: 10,
+        pattern: None,
+    };
+    let mut i = from;
+    while i < args.len() {
+        let (opt, has_value) = (args.get(i), i + 1 < args.len());
+        if is(opt, "count") && has_value {
+            let n = int_arg(ctx, args.get(i + 1))?;
+            if n < 1 {
+                ctx.syntax_error();
+                return None;
+            }
+            opts.count = usize::try_from(n).unwrap_or(usize::MAX);
+        } else if is(opt, "match") && has_value {
+            let p = args.get(i + 1);
+            opts.pattern = (p != b"*").then_some(p);
+        } else {
+            ctx.syntax_error();
+            return None;
+        }
+        i += 2;
+    }
+    Some(opts)
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use magpie_engine::glob;
 use magpie_protocol::resp::Args;
 
-use super::handler::{int_arg, is, CommandSpec, Ctx};
+use super::handler::{int_arg, is, parse_cursor, CommandSpec, Ctx};
 
 /// The keys family's table.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -209,10 +209,17 @@ fn exists(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     ctx.out.integer(hits as i64);
 }
 
-/// TYPE: every value magpie stores is a Redis string.
+/// TYPE: `string`, `hash`, `set`, or `none` for a missing key. Not an
+/// access of the key.
 fn type_(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
-    let found = looked_up(ctx, args.get(1));
-    ctx.out.simple(if found { "string" } else { "none" });
+    let key = args.get(1);
+    let kind = ctx
+        .shared
+        .engine
+        .txn(ctx.session.db, &[key], ctx.now)
+        .kind(key);
+    ctx.count_read(kind.is_some());
+    ctx.out.simple(kind.map_or("none", |k| k.name()));
 }
 
 /// Whether `key` exists, without counting as an access to it (Redis's
@@ -273,36 +280,6 @@ fn keys(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     found.write(ctx);
 }
 
-/// The cursor as Redis reads it (`strtoul` base 10 plus a check that the
-/// whole C string was used): optional sign (`-` wraps around, as in C), no
-/// leading space, the empty string is 0, overflow is an error, and the text
-/// ends at the first NUL byte. None means "invalid cursor".
-fn parse_cursor(arg: &[u8]) -> Option<u64> {
-    let text = memchr::memchr(0, arg).map_or(arg, |nul| &arg[..nul]);
-    let (negative, digits) = match text.first() {
-        None => return Some(0),
-        Some(b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') => return None,
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
-        Some(_) => (false, text),
-    };
-    if digits.is_empty() {
-        return None;
-    }
-    let value = digits.iter().try_fold(0u64, |v, &c| {
-        if c.is_ascii_digit() {
-            v.checked_mul(10)?.checked_add((c - b'0') as u64)
-        } else {
-            None
-        }
-    })?;
-    Some(if negative {
-        value.wrapping_neg()
-    } else {
-        value
-    })
-}
-
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type].
 ///
 /// The cursor is the engine's (shard | table epoch | bucket); it is printed
@@ -339,14 +316,14 @@ fn scan(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
         }
         i += 2;
     }
-    // every value is a string: a TYPE filter keeps all keys or none
-    // (Redis 7.0 compares names case-insensitively and accepts unknown ones)
-    let type_ok = type_name.is_none_or(|t| is(t, "string"));
+    // Redis 7.0 compares type names case-insensitively and accepts unknown
+    // ones (which match nothing)
     let mut found = KeyList::default();
     let next = ctx
         .shared
         .engine
-        .scan(ctx.session.db, cursor, count, ctx.now, |k, _| {
+        .scan(ctx.session.db, cursor, count, ctx.now, |k, v| {
+            let type_ok = type_name.is_none_or(|t| is(t, v.kind.name()));
             if type_ok && pattern.is_none_or(|p| glob::matches(p, k)) {
                 found.push(k);
             }
@@ -459,24 +436,17 @@ fn copy(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     } else {
         let source = {
             let mut txn = engine.txn(src_db, &[src], ctx.now);
-            let found = txn.get(src).map(|v| (v.value.to_vec(), v.meta));
+            let found = txn.detach(src);
             // the copy carries the tags, by name (tags belong to a database)
             found.map(|f| (f, txn.tags(src)))
         };
-        source.map(|((value, meta), tags)| {
+        source.map(|(value, tags)| {
             let tags: Vec<&[u8]> = tags.iter().map(|t| t.as_slice()).collect();
             let mut txn = engine.txn(dst_db, &[dst], ctx.now);
             if !replace && txn.exists(dst) {
                 false
             } else {
-                // the source met the limits; if they were lowered since, the
-                // copy keeps the value and drops the tags rather than fail
-                if txn
-                    .set_tagged(dst, &[&value], meta.flags, meta.expire_at, &tags)
-                    .is_err()
-                {
-                    txn.set(dst, &[&value], meta.flags, meta.expire_at);
-                }
+                txn.attach_tagged(dst, value, &tags);
                 true
             }
         })

@@ -22,6 +22,7 @@ pub mod conn;
 pub mod connection;
 pub mod expire;
 pub mod handler;
+pub mod hashes;
 pub mod info;
 pub mod keys;
 pub mod kvs;
@@ -29,6 +30,7 @@ pub mod object;
 pub mod pubsub;
 pub mod redis_docs;
 pub mod server;
+pub mod sets;
 pub mod slowlog;
 pub mod strings;
 pub mod tags;
@@ -37,6 +39,8 @@ pub mod tags;
 const FAMILIES: &[&[CommandSpec]] = &[
     connection::COMMANDS,
     strings::COMMANDS,
+    hashes::COMMANDS,
+    sets::COMMANDS,
     keys::COMMANDS,
     expire::COMMANDS,
     object::COMMANDS,

@@ -4,11 +4,16 @@
 //! IDLETIME is the seconds since the key was last read or written (the
 //! engine's access clock, also behind memcached's meta `l`). FREQ answers
 //! what Redis answers under a maxmemory policy other than LFU, which is
-//! always magpie's case (it has no LFU policy). ENCODING and REFCOUNT are not
-//! served: Redis's answers depend on how each value was written (`int` /
-//! `embstr` / `raw`, shared integers), which magpie does not record, and a
-//! guess would mislead. None of them counts as an access (Redis looks the
-//! key up with `LOOKUP_NOTOUCH`); a lookup is a keyspace hit or miss.
+//! always magpie's case (it has no LFU policy). ENCODING names a hash's or a
+//! set's encoding as Redis does (`listpack`, `intset`, `hashtable`: the
+//! engine's representation is the same kind); for a string it answers what
+//! Redis answers for a value SET stored (`int`, `embstr` up to 44 bytes,
+//! `raw`), which is also what Redis reports after INCR; magpie does not
+//! record how a string was written, so a string built by APPEND or SETRANGE,
+//! which Redis reports as `raw`, gets the same answer as if SET had stored
+//! it. REFCOUNT is not served (magpie shares no values). None of them counts
+//! as an access (Redis looks the key up with `LOOKUP_NOTOUCH`); a lookup is
+//! a keyspace hit or miss.
 //!
 //! One Redis answer is not reproduced: Redis stores the integers 0..9999 as
 //! shared objects (without a maxmemory limit), so every key holding, say,
@@ -56,6 +61,11 @@ const fn keyed(
 /// OBJECT's subcommands (the ones magpie can answer exactly).
 pub const OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
     keyed(
+        "object|encoding",
+        "Returns the internal encoding of a Redis object.",
+        encoding,
+    ),
+    keyed(
         "object|freq",
         "Get the logarithmic access frequency counter of a Redis object",
         freq,
@@ -95,6 +105,34 @@ fn idletime(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     }
 }
 
+/// The encoding name, or nil when the key does not exist.
+fn encoding(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
+    let key = args.get(2);
+    let shared = ctx.shared;
+    let mut txn = shared.engine.txn(ctx.session.db, &[key], ctx.now);
+    let name = match txn.collection_encoding(key) {
+        Some(name) => Some(name),
+        None => txn.peek(key).map(|v| string_encoding(v.value)),
+    };
+    drop(txn);
+    ctx.count_read(name.is_some());
+    match name {
+        Some(name) => ctx.out.bulk(name.as_bytes()),
+        None => ctx.out.null(),
+    }
+}
+
+/// Redis's encoding of a string value as SET stores it (`tryObjectEncoding`).
+fn string_encoding(value: &[u8]) -> &'static str {
+    if value.len() <= 20 && magpie_protocol::int::parse_i64(value).is_some() {
+        "int"
+    } else if value.len() <= 44 {
+        "embstr"
+    } else {
+        "raw"
+    }
+}
+
 /// Nil for a missing key; otherwise Redis's error for a server whose
 /// maxmemory policy is not LFU (magpie has no LFU policy).
 fn freq(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
@@ -109,11 +147,14 @@ fn freq(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     );
 }
 
-/// Redis 7.0's OBJECT HELP, without the ENCODING and REFCOUNT entries
-/// magpie does not serve.
+/// Redis 7.0's OBJECT HELP, without the REFCOUNT entry magpie does not
+/// serve.
 fn help(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) {
     const LINES: &[&str] = &[
         "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "ENCODING <key>",
+        "    Return the kind of internal representation used in order to store the value",
+        "    associated with a <key>.",
         "FREQ <key>",
         "    Return the access frequency index of the <key>. The returned integer is",
         "    proportional to the logarithm of the recent access frequency of the key.",

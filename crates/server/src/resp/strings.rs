@@ -1,13 +1,16 @@
 //! String commands: GET, SET and the rest of Redis's string family, with
 //! Redis 7.0's replies and error texts.
 //!
-//! Every value in magpie is a string, so there is no WRONGTYPE path. Writes
+//! A key holding a hash or a set meets every string command with Redis's
+//! WRONGTYPE error (found by [`magpie_engine::Txn::get_string`] in the same
+//! probe as the value), except MGET, which reads it as nil, and the
+//! commands that replace a value whatever it was (SET, MSET...). Writes
 //! that replace a value (SET, MSET, GETSET...) store client flags 0 and drop
 //! the TTL; writes that change a value in place (APPEND, SETRANGE, INCR...)
 //! go through [`magpie_engine::Txn::rewrite`], which keeps the flags a
 //! memcached client stored and the TTL, as Redis keeps the TTL.
 
-mod long_double;
+pub(crate) mod long_double;
 
 use std::sync::atomic::Ordering;
 
@@ -15,7 +18,7 @@ use magpie_engine::MAX_PART_LEN;
 use magpie_protocol::int::parse_i64;
 use magpie_protocol::resp::Args;
 
-use super::handler::{int_arg, CommandSpec, Ctx};
+use super::handler::{int_arg, CommandSpec, Ctx, WRONGTYPE};
 use long_double::LongDouble;
 
 /// The string family's table.
@@ -408,18 +411,22 @@ fn too_long(ctx: &mut Ctx<'_, '_>) {
 fn get(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     let key = args.get(1);
     let mut txn = ctx.shared.engine.txn(ctx.session.db, &[key], ctx.now);
-    match txn.get(key) {
-        Some(v) => {
+    match txn.get_string(key) {
+        Ok(Some(v)) => {
             ctx.out.bulk_start(v.value.len());
             ctx.out.buffer().extend_from_slice(v.value);
             ctx.out.bulk_end();
             drop(txn);
             ctx.count_read(true);
         }
-        None => {
+        Ok(None) => {
             drop(txn);
             ctx.out.null();
             ctx.count_read(false);
+        }
+        Err(_) => {
+            drop(txn);
+            ctx.out.error(WRONGTYPE);
         }
     }
 }
@@ -454,7 +461,16 @@ fn set(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
         return;
     }
     let mut txn = shared.engine.txn(ctx.session.db, &[key], ctx.now);
-    let old = txn.get(key);
+    let old = match txn.get_string(key) {
+        Ok(old) => old,
+        Err(_) if flags & GET != 0 => {
+            drop(txn);
+            ctx.out.error(WRONGTYPE);
+            return;
+        }
+        // NX / XX / KEEPTTL over another type: it exists, and SET replaces it
+        Err(_) => txn.peek(key),
+    };
     let found = old.is_some();
     let old_expire = old.and_then(|v| v.meta.expire_at);
     if flags & GET != 0 {
@@ -519,14 +535,19 @@ fn getset(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     let (key, value) = (args.get(1), args.get(2));
     let shared = ctx.shared;
     let mut txn = shared.engine.txn(ctx.session.db, &[key], ctx.now);
-    let found = match txn.get(key) {
-        Some(v) => {
+    let found = match txn.get_string(key) {
+        Ok(Some(v)) => {
             ctx.out.bulk(v.value);
             true
         }
-        None => {
+        Ok(None) => {
             ctx.out.null();
             false
+        }
+        Err(_) => {
+            drop(txn);
+            ctx.out.error(WRONGTYPE);
+            return;
         }
     };
     txn.set(key, &[value], 0, None);
@@ -538,14 +559,19 @@ fn getdel(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     let key = args.get(1);
     let shared = ctx.shared;
     let mut txn = shared.engine.txn(ctx.session.db, &[key], ctx.now);
-    let found = match txn.get(key) {
-        Some(v) => {
+    let found = match txn.get_string(key) {
+        Ok(Some(v)) => {
             ctx.out.bulk(v.value);
             true
         }
-        None => {
+        Ok(None) => {
             ctx.out.null();
             false
+        }
+        Err(_) => {
+            drop(txn);
+            ctx.out.error(WRONGTYPE);
+            return;
         }
     };
     if found {
@@ -563,11 +589,19 @@ fn getex(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     let key = args.get(1);
     let shared = ctx.shared;
     let mut txn = shared.engine.txn(ctx.session.db, &[key], ctx.now);
-    if !txn.exists(key) {
-        drop(txn);
-        ctx.out.null();
-        ctx.count_read(false);
-        return;
+    match txn.kind(key) {
+        None => {
+            drop(txn);
+            ctx.out.null();
+            ctx.count_read(false);
+            return;
+        }
+        Some(magpie_engine::Kind::String) => {}
+        Some(_) => {
+            drop(txn);
+            ctx.out.error(WRONGTYPE);
+            return;
+        }
     }
     ctx.count_read(true);
     // Redis validates the expiry only once it found the key
@@ -647,9 +681,14 @@ fn msetnx(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
 fn incr_by(ctx: &mut Ctx<'_, '_>, key: &[u8], delta: i64) {
     let shared = ctx.shared;
     let mut txn = shared.engine.txn(ctx.session.db, &[key], ctx.now);
-    let (old, exists) = match txn.get(key) {
-        Some(v) => (parse_i64(v.value), true),
-        None => (Some(0), false),
+    let (old, exists) = match txn.get_string(key) {
+        Ok(Some(v)) => (parse_i64(v.value), true),
+        Ok(None) => (Some(0), false),
+        Err(_) => {
+            drop(txn);
+            ctx.out.error(WRONGTYPE);
+            return;
+        }
     };
     let Some(old) = old else {
         drop(txn);
@@ -699,9 +738,14 @@ fn incrbyfloat(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     let key = args.get(1);
     let shared = ctx.shared;
     let mut txn = shared.engine.txn(ctx.session.db, &[key], ctx.now);
-    let (old, exists) = match txn.get(key) {
-        Some(v) => (LongDouble::parse(v.value), true),
-        None => (Some(LongDouble::Zero { neg: false }), false),
+    let (old, exists) = match txn.get_string(key) {
+        Ok(Some(v)) => (LongDouble::parse(v.value), true),
+        Ok(None) => (Some(LongDouble::Zero { neg: false }), false),
+        Err(_) => {
+            drop(txn);
+            ctx.out.error(WRONGTYPE);
+            return;
+        }
     };
     let (Some(old), Some(incr)) = (old, LongDouble::parse(args.get(2))) else {
         drop(txn);
@@ -728,7 +772,12 @@ fn append(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     let (key, value) = (args.get(1), args.get(2));
     let shared = ctx.shared;
     let mut txn = shared.engine.txn(ctx.session.db, &[key], ctx.now);
-    let Some(old_len) = txn.get(key).map(|v| v.value.len()) else {
+    let Ok(old) = txn.get_string(key) else {
+        drop(txn);
+        ctx.out.error(WRONGTYPE);
+        return;
+    };
+    let Some(old_len) = old.map(|v| v.value.len()) else {
         txn.set(key, &[value], 0, None);
         drop(txn);
         ctx.out.integer(value.len() as i64);
@@ -750,12 +799,16 @@ fn append(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
 
 fn strlen(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     let key = args.get(1);
-    let len = ctx
+    let Ok(len) = ctx
         .shared
         .engine
         .txn(ctx.session.db, &[key], ctx.now)
-        .get(key)
-        .map(|v| v.value.len());
+        .get_string(key)
+        .map(|v| v.map(|v| v.value.len()))
+    else {
+        ctx.out.error(WRONGTYPE);
+        return;
+    };
     ctx.count_read(len.is_some());
     ctx.out.integer(len.unwrap_or(0) as i64);
 }
@@ -771,7 +824,12 @@ fn getrange(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     let key = args.get(1);
     let shared = ctx.shared;
     let mut txn = shared.engine.txn(ctx.session.db, &[key], ctx.now);
-    let Some(v) = txn.get(key) else {
+    let Ok(found) = txn.get_string(key) else {
+        drop(txn);
+        ctx.out.error(WRONGTYPE);
+        return;
+    };
+    let Some(v) = found else {
         drop(txn);
         ctx.count_read(false);
         ctx.out.bulk(b"");
@@ -810,7 +868,12 @@ fn setrange(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     let (key, value) = (args.get(1), args.get(3));
     let shared = ctx.shared;
     let mut txn = shared.engine.txn(ctx.session.db, &[key], ctx.now);
-    let old_len = txn.get(key).map(|v| v.value.len());
+    let Ok(old) = txn.get_string(key) else {
+        drop(txn);
+        ctx.out.error(WRONGTYPE);
+        return;
+    };
+    let old_len = old.map(|v| v.value.len());
     if value.is_empty() {
         drop(txn);
         ctx.out.integer(old_len.unwrap_or(0) as i64);

@@ -173,6 +173,11 @@ fn refused(ctx: &mut Ctx<'_, '_>, name: &str, flags: &[&str]) -> bool {
 
 /// Replies a refused tagged write in Redis's style.
 pub fn tag_error(ctx: &mut Ctx<'_, '_>, e: TagError) {
+    if e == TagError::WrongType {
+        // Redis's error code, not ERR
+        ctx.out.error(&e.to_string());
+        return;
+    }
     ctx.out.error(&format!("ERR {e}"));
 }
 

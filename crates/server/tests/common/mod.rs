@@ -388,12 +388,25 @@ pub fn run_differential(r: &mut RawClient, m: &mut RawClient, script: &str) {
             Some(rest) => (true, rest),
             None => (false, line),
         };
+        // "= ": the reply is a flat array or set of bulk strings whose order
+        // the servers may choose differently: compare it sorted
+        let (unordered, line) = match line.strip_prefix("= ") {
+            Some(rest) => (true, rest),
+            None => (false, line),
+        };
         let args = split_quoted(line);
         let args: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
         r.send_cmd(&args);
         m.send_cmd(&args);
         let (want, got) = (r.read_reply(), m.read_reply());
-        if loose {
+        if unordered {
+            assert_eq!(
+                sorted_elements(&got),
+                sorted_elements(&want),
+                "line {}: {line} (compared unordered)",
+                n + 1
+            );
+        } else if loose {
             assert_eq!(
                 got[0],
                 want[0],
@@ -409,6 +422,24 @@ pub fn run_differential(r: &mut RawClient, m: &mut RawClient, script: &str) {
             );
         }
     }
+}
+
+/// A reply's header line and its bulk-string elements sorted (for replies
+/// whose order is the server's choice); other replies are kept whole.
+pub fn sorted_elements(reply: &[u8]) -> (String, Vec<String>) {
+    let text = String::from_utf8_lossy(reply);
+    let mut lines = text.split("\r\n");
+    let head = lines.next().unwrap_or_default().to_string();
+    let mut items = Vec::new();
+    while let Some(l) = lines.next() {
+        if l.starts_with('$') {
+            items.push(format!("{l}\r\n{}", lines.next().unwrap_or_default()));
+        } else if !l.is_empty() {
+            items.push(l.to_string());
+        }
+    }
+    items.sort();
+    (head, items)
 }
 
 /// Sleeps until `margin_ms` past the next whole second of the wall clock

@@ -200,6 +200,10 @@ pub const ARGUMENTS: &[(&str, &[Arg])] = &[
         a("key", Key).key_spec(0),
         a("value", Str),
     ]),
+    ("hdel", &[
+        a("key", Key).key_spec(0),
+        a("field", Str).multiple(),
+    ]),
     ("hello", &[
         a("arguments", Block).optional().args(&[
             a("protover", Int),
@@ -209,6 +213,76 @@ pub const ARGUMENTS: &[(&str, &[Arg])] = &[
             ]),
             a("clientname", Str).token("SETNAME").optional(),
         ]),
+    ]),
+    ("hexists", &[
+        a("key", Key).key_spec(0),
+        a("field", Str),
+    ]),
+    ("hget", &[
+        a("key", Key).key_spec(0),
+        a("field", Str),
+    ]),
+    ("hgetall", &[
+        a("key", Key).key_spec(0),
+    ]),
+    ("hincrby", &[
+        a("key", Key).key_spec(0),
+        a("field", Str),
+        a("increment", Int),
+    ]),
+    ("hincrbyfloat", &[
+        a("key", Key).key_spec(0),
+        a("field", Str),
+        a("increment", Double),
+    ]),
+    ("hkeys", &[
+        a("key", Key).key_spec(0),
+    ]),
+    ("hlen", &[
+        a("key", Key).key_spec(0),
+    ]),
+    ("hmget", &[
+        a("key", Key).key_spec(0),
+        a("field", Str).multiple(),
+    ]),
+    ("hmset", &[
+        a("key", Key).key_spec(0),
+        a("field_value", Block).multiple().args(&[
+            a("field", Str),
+            a("value", Str),
+        ]),
+    ]),
+    ("hrandfield", &[
+        a("key", Key).key_spec(0),
+        a("options", Block).optional().args(&[
+            a("count", Int),
+            a("withvalues", Token).token("WITHVALUES").optional(),
+        ]),
+    ]),
+    ("hscan", &[
+        a("key", Key).key_spec(0),
+        a("cursor", Int),
+        a("pattern", Pattern).token("MATCH").optional(),
+        a("count", Int).token("COUNT").optional(),
+    ]),
+    ("hset", &[
+        a("key", Key).key_spec(0),
+        a("field_value", Block).multiple().args(&[
+            a("field", Str),
+            a("value", Str),
+        ]),
+    ]),
+    ("hsetnx", &[
+        a("key", Key).key_spec(0),
+        a("field", Str),
+        a("value", Str),
+    ]),
+    ("hstrlen", &[
+        a("key", Key).key_spec(0),
+        a("field", Str),
+    ]),
+    ("hvals", &[
+        a("key", Key).key_spec(0),
     ]),
     ("incr", &[
         a("key", Key).key_spec(0),
@@ -244,6 +318,9 @@ pub const ARGUMENTS: &[(&str, &[Arg])] = &[
         ]),
     ]),
     ("object", &[]),
+    ("object|encoding", &[
+        a("key", Key).key_spec(0),
+    ]),
     ("object|freq", &[
         a("key", Key).key_spec(0),
     ]),
@@ -325,11 +402,25 @@ pub const ARGUMENTS: &[(&str, &[Arg])] = &[
         a("key", Key).key_spec(0),
         a("newkey", Key).key_spec(1),
     ]),
+    ("sadd", &[
+        a("key", Key).key_spec(0),
+        a("member", Str).multiple(),
+    ]),
     ("scan", &[
         a("cursor", Int),
         a("pattern", Pattern).token("MATCH").optional(),
         a("count", Int).token("COUNT").optional(),
         a("type", Str).token("TYPE").since("6.0.0").optional(),
+    ]),
+    ("scard", &[
+        a("key", Key).key_spec(0),
+    ]),
+    ("sdiff", &[
+        a("key", Key).key_spec(0).multiple(),
+    ]),
+    ("sdiffstore", &[
+        a("destination", Key).key_spec(0),
+        a("key", Key).key_spec(1).multiple(),
     ]),
     ("select", &[
         a("index", Int),
@@ -373,6 +464,22 @@ pub const ARGUMENTS: &[(&str, &[Arg])] = &[
         a("force", Token).token("FORCE").since("7.0.0").optional(),
         a("abort", Token).token("ABORT").since("7.0.0").optional(),
     ]),
+    ("sinter", &[
+        a("key", Key).key_spec(0).multiple(),
+    ]),
+    ("sintercard", &[
+        a("numkeys", Int),
+        a("key", Key).key_spec(0).multiple(),
+        a("limit", Int).token("LIMIT").optional(),
+    ]),
+    ("sinterstore", &[
+        a("destination", Key).key_spec(0),
+        a("key", Key).key_spec(1).multiple(),
+    ]),
+    ("sismember", &[
+        a("key", Key).key_spec(0),
+        a("member", Str),
+    ]),
     ("slowlog", &[]),
     ("slowlog|get", &[
         a("count", Int).optional(),
@@ -380,9 +487,39 @@ pub const ARGUMENTS: &[(&str, &[Arg])] = &[
     ("slowlog|help", &[]),
     ("slowlog|len", &[]),
     ("slowlog|reset", &[]),
+    ("smembers", &[
+        a("key", Key).key_spec(0),
+    ]),
+    ("smismember", &[
+        a("key", Key).key_spec(0),
+        a("member", Str).multiple(),
+    ]),
+    ("smove", &[
+        a("source", Key).key_spec(0),
+        a("destination", Key).key_spec(1),
+        a("member", Str),
+    ]),
+    ("spop", &[
+        a("key", Key).key_spec(0),
+        a("count", Int).since("3.2.0").optional(),
+    ]),
     ("spublish", &[
         a("shardchannel", Str),
         a("message", Str),
+    ]),
+    ("srandmember", &[
+        a("key", Key).key_spec(0),
+        a("count", Int).since("2.6.0").optional(),
+    ]),
+    ("srem", &[
+        a("key", Key).key_spec(0),
+        a("member", Str).multiple(),
+    ]),
+    ("sscan", &[
+        a("key", Key).key_spec(0),
+        a("cursor", Int),
+        a("pattern", Pattern).token("MATCH").optional(),
+        a("count", Int).token("COUNT").optional(),
     ]),
     ("ssubscribe", &[
         a("shardchannel", Str).multiple(),
@@ -397,6 +534,13 @@ pub const ARGUMENTS: &[(&str, &[Arg])] = &[
         a("key", Key).key_spec(0),
         a("start", Int),
         a("end", Int),
+    ]),
+    ("sunion", &[
+        a("key", Key).key_spec(0).multiple(),
+    ]),
+    ("sunionstore", &[
+        a("destination", Key).key_spec(0),
+        a("key", Key).key_spec(1).multiple(),
     ]),
     ("sunsubscribe", &[
         a("shardchannel", Str).optional().multiple(),

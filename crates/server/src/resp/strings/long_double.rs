@@ -20,7 +20,7 @@ const MIN_TOP_EXP: i64 = -16445;
 
 /// A finite, non-NaN extended-precision value or an infinity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum LongDouble {
+pub(crate) enum LongDouble {
     /// Signed zero.
     Zero { neg: bool },
     /// `mant * 2^exp` with the top bit of `mant` set.
@@ -33,7 +33,7 @@ impl LongDouble {
     /// Parses `s` as Redis's `string2ld` accepts it (the whole string must be
     /// a `strtold` number: decimal, hex float, `inf`/`infinity`; no spaces).
     /// None for NaN, overflow, underflow to zero, or anything else.
-    pub(super) fn parse(s: &[u8]) -> Option<LongDouble> {
+    pub(crate) fn parse(s: &[u8]) -> Option<LongDouble> {
         if s.is_empty() || s.len() >= 5 * 1024 {
             return None;
         }
@@ -59,7 +59,7 @@ impl LongDouble {
 
     /// The rounded sum; None when it is infinite or NaN (the operands may be
     /// infinite).
-    pub(super) fn add(self, other: LongDouble) -> Option<LongDouble> {
+    pub(crate) fn add(self, other: LongDouble) -> Option<LongDouble> {
         use LongDouble::*;
         match (self, other) {
             (Inf { .. }, _) | (_, Inf { .. }) => None,
@@ -108,7 +108,7 @@ impl LongDouble {
 
     /// `%.17Lf` with trailing zeros (and a bare point) trimmed, `-0` shown
     /// as `0`: the text Redis stores for an INCRBYFLOAT result.
-    pub(super) fn to_human(self) -> String {
+    pub(crate) fn to_human(self) -> String {
         let (neg, mant, exp) = match self {
             LongDouble::Zero { .. } => return "0".into(),
             LongDouble::Inf { neg } => return if neg { "-inf".into() } else { "inf".into() },
