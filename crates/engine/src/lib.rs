@@ -29,8 +29,9 @@ mod shard;
 pub mod tags;
 pub mod types;
 
+use std::cell::Cell;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -413,31 +414,40 @@ impl Drop for RegistryGuard<'_> {
 /// A shard lock that accounts the shard's change of bytes, in its
 /// database's count and the engine's, when dropped.
 struct ShardGuard<'a> {
-    guard: MutexGuard<'a, Shard>,
+    /// The lock, or None when this thread's [`Exclusive`] section holds it.
+    _guard: Option<MutexGuard<'a, Shard>>,
+    /// The locked shard.
+    shard: *mut Shard,
     before: usize,
     db: &'a Db,
 }
 
 impl std::ops::Deref for ShardGuard<'_> {
     type Target = Shard;
+    #[inline]
     fn deref(&self) -> &Shard {
-        &self.guard
+        // SAFETY: the shard's lock is held (by `guard` or this thread's
+        // exclusive section) for as long as this guard lives
+        unsafe { &*self.shard }
     }
 }
 
 impl std::ops::DerefMut for ShardGuard<'_> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut Shard {
-        &mut self.guard
+        // SAFETY: as for deref; `&mut self` makes this the only reference
+        unsafe { &mut *self.shard }
     }
 }
 
 impl Drop for ShardGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        if !self.guard.departed.is_empty() {
-            self.db.settle(&mut self.guard);
+        if !self.departed.is_empty() {
+            // SAFETY: the shard's lock is held (see Deref)
+            self.db.settle(unsafe { &mut *self.shard });
         }
-        let after = self.guard.footprint();
+        let after = self.footprint();
         if after > self.before {
             let grew = after - self.before;
             self.db.used.fetch_add(grew, Ordering::Relaxed);
@@ -478,8 +488,51 @@ impl AccessClock {
     }
 }
 
+thread_local! {
+    /// The address of the engine whose [`Exclusive`] section this thread
+    /// holds (0: none): its shard locks are already this thread's.
+    static EXCLUSIVE_OWNER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// An exclusive section over the whole engine ([`Engine::exclusive`]): it
+/// holds every shard lock of every database, so no other thread's
+/// transaction, flush, walk, expiry cycle or eviction runs while it lives,
+/// and this thread's own transactions use the locks it holds. Everything
+/// this thread does meanwhile (EXEC's queued commands) is one step for
+/// every door.
+pub struct Exclusive<'a> {
+    engine: &'a Engine,
+    /// Every shard's lock, database by database in ascending order.
+    _held: Vec<MutexGuard<'a, Shard>>,
+}
+
+impl Drop for Exclusive<'_> {
+    fn drop(&mut self) {
+        // before the locks go: no other thread can see the flag while it
+        // could still reach a shard through it
+        self.engine.exclusive.store(false, Ordering::Relaxed);
+        EXCLUSIVE_OWNER.with(|o| o.set(0));
+    }
+}
+
+/// What WATCH remembers of a key ([`Txn::version`]): equal versions mean
+/// the key was neither written, deleted, expired nor given a new TTL in
+/// between (a TTL change of another key of the same shard also counts as a
+/// change: the check errs on the side of aborting).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyVersion {
+    /// The live value's CAS (unique per write), 0 when absent.
+    cas: u64,
+    /// The shard's metadata-change count when the key is live, else 0.
+    meta_changes: u64,
+}
+
 /// The keyspace: `databases` x `shards` hash tables plus the CAS counter.
 pub struct Engine {
+    /// True while an [`Exclusive`] section holds every shard lock: only
+    /// then does [`Engine::lock`] check whether this thread is its owner
+    /// (one relaxed load on every lock otherwise).
+    exclusive: AtomicBool,
     dbs: Box<[Db]>,
     shard_mask: usize,
     hasher: RandomState,
@@ -521,6 +574,7 @@ impl Engine {
             })
             .collect();
         Engine {
+            exclusive: AtomicBool::new(false),
             dbs,
             shard_mask: shards - 1,
             hasher: RandomState::default(),
@@ -541,17 +595,77 @@ impl Engine {
         }
     }
 
+    /// Waits until no other thread holds a shard and returns a section in
+    /// which only this thread reaches the keyspace: every other thread's
+    /// transactions, flushes, walks, expiry cycles and evictions wait for
+    /// it to end, while this thread's own run as usual on the locks the
+    /// section holds. This is how EXEC runs its queued commands as one
+    /// step. Panics when this thread already holds one; the thread must not
+    /// hold a [`Txn`] when calling it (it would wait for itself).
+    pub fn exclusive(&self) -> Exclusive<'_> {
+        let me = self as *const Engine as usize;
+        EXCLUSIVE_OWNER.with(|o| {
+            assert_eq!(o.get(), 0, "exclusive sections do not nest");
+            // the order every multi-shard lock takes (see flush_all)
+            let held: Vec<_> = self
+                .dbs
+                .iter()
+                .flat_map(|d| d.shards.iter().map(|s| s.lock()))
+                .collect();
+            o.set(me);
+            self.exclusive.store(true, Ordering::Relaxed);
+            Exclusive {
+                engine: self,
+                _held: held,
+            }
+        })
+    }
+
+    /// [`Engine::lock`] while an exclusive section is open: the thread
+    /// that holds it reaches the shard through the section's lock, every
+    /// other thread waits for the lock as usual.
+    #[cold]
+    #[inline(never)]
+    fn lock_in_a_section(&self, db: usize, i: usize) -> ShardGuard<'_> {
+        let d = &self.dbs[db];
+        if EXCLUSIVE_OWNER.with(Cell::get) != self as *const Engine as usize {
+            let mut guard = d.shards[i].lock();
+            return ShardGuard {
+                before: guard.footprint(),
+                shard: &mut *guard,
+                _guard: Some(guard),
+                db: d,
+            };
+        }
+        let shard = d.shards[i].data_ptr();
+        // SAFETY: this thread's Exclusive section holds the lock of every
+        // shard, so no other thread reaches this one until it ends, and a
+        // thread never holds two guards of one shard at a time (with a
+        // mutex that would be a self-deadlock; Txn dedups its shards)
+        let before = unsafe { (*shard).footprint() };
+        ShardGuard {
+            _guard: None,
+            shard,
+            before,
+            db: d,
+        }
+    }
+
     /// Locks shard `i` of database `db` for a change: when the guard goes,
     /// the change in the shard's bytes is added to the database's count and
     /// the engine's (two atomic operations, and none when the bytes did not
     /// move, as for reads and same-size overwrites).
-    #[inline]
+    #[inline(always)]
     fn lock(&self, db: usize, i: usize) -> ShardGuard<'_> {
+        if self.exclusive.load(Ordering::Relaxed) {
+            return self.lock_in_a_section(db, i);
+        }
         let db = &self.dbs[db];
-        let guard = db.shards[i].lock();
+        let mut guard = db.shards[i].lock();
         ShardGuard {
             before: guard.footprint(),
-            guard,
+            shard: &mut *guard,
+            _guard: Some(guard),
             db,
         }
     }
@@ -746,7 +860,7 @@ impl Engine {
     /// Invalidated entries not yet reclaimed are not visited.
     pub fn visit_shard(&self, db: usize, shard: usize, mut f: impl FnMut(&[u8], View<'_>)) {
         let d = &self.dbs[db];
-        let s = d.shards[shard].lock();
+        let s = self.lock(db, shard);
         // SAFETY: `s` is locked for the rest of this call.
         let inv = unsafe { d.inv() };
         s.for_each_live(0, |e| {
@@ -810,7 +924,7 @@ impl Engine {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn txn_one(&self, db: usize, key: &[u8], now: u64) -> Txn<'_> {
         let hash = self.hash(key);
         let i = self.shard_of(hash);
@@ -859,23 +973,20 @@ impl Engine {
 
     /// Key and TTL counts of database `db`.
     pub fn db_info(&self, db: usize) -> DbInfo {
-        self.dbs[db]
-            .shards
-            .iter()
-            .fold(DbInfo::default(), |acc, s| {
-                let s = s.lock();
-                DbInfo {
-                    keys: acc.keys + s.len(),
-                    expires: acc.expires + s.expires_len(),
-                }
-            })
+        (0..self.shards()).fold(DbInfo::default(), |acc, i| {
+            let s = self.lock(db, i);
+            DbInfo {
+                keys: acc.keys + s.len(),
+                expires: acc.expires + s.expires_len(),
+            }
+        })
     }
 
     /// Bytes held by the entries and tables of database `db`.
     pub fn db_memory(&self, db: usize) -> MemoryInfo {
         let mut m = MemoryInfo::default();
-        for s in self.dbs[db].shards.iter() {
-            let s = s.lock();
+        for i in 0..self.shards() {
+            let s = self.lock(db, i);
             m.entries += s.bytes();
             m.tables += s.table_bytes();
         }
@@ -886,13 +997,13 @@ impl Engine {
     /// Bytes held by entries and tables across all databases.
     pub fn memory(&self) -> MemoryInfo {
         let mut m = MemoryInfo::default();
-        for db in self.dbs.iter() {
-            for s in db.shards.iter() {
-                let s = s.lock();
+        for db in 0..self.dbs.len() {
+            for i in 0..self.shards() {
+                let s = self.lock(db, i);
                 m.entries += s.bytes();
                 m.tables += s.table_bytes();
             }
-            m.tags += db.tags.lock().bytes();
+            m.tags += self.dbs[db].tags.lock().bytes();
         }
         m
     }
@@ -1080,8 +1191,8 @@ impl Engine {
     /// Redis it is not either across a long KEYS).
     pub fn for_each_key(&self, db: usize, now: u64, mut f: impl FnMut(&[u8])) {
         let d = &self.dbs[db];
-        for s in d.shards.iter() {
-            let s = s.lock();
+        for i in 0..self.shards() {
+            let s = self.lock(db, i);
             // SAFETY: `s` is locked while `inv` is used.
             let inv = unsafe { d.inv() };
             s.for_each_live(now, |e| {
@@ -1145,7 +1256,7 @@ impl Engine {
         let count = count.max(1);
         let mut examined = 0;
         while shard <= self.shard_mask {
-            let s = self.dbs[db].shards[shard].lock();
+            let s = self.lock(db, shard);
             // SAFETY: `s` is locked while `inv` is used.
             let inv = unsafe { d.inv() };
             if bucket != 0 && s.epoch() != epoch {
@@ -1190,10 +1301,9 @@ impl Engine {
     /// A random live key of `db`, or None when it has none.
     pub fn random_key(&self, db: usize, now: u64) -> Option<Vec<u8>> {
         let d = &self.dbs[db];
-        let shards = &d.shards;
         let start = self.random() as usize;
-        for step in 0..shards.len() {
-            let s = shards[(start + step) & self.shard_mask].lock();
+        for step in 0..self.shards() {
+            let s = self.lock(db, (start + step) & self.shard_mask);
             if s.len() == 0 {
                 continue;
             }
@@ -1424,6 +1534,19 @@ impl<'a> Txn<'a> {
             fetched_before,
             idle_before,
         })
+    }
+
+    /// The version of `key` WATCH remembers and EXEC compares: it changes
+    /// with every write, delete, expiry (lazy or active), eviction, flush
+    /// and TTL change of the key, from any door. Not an access.
+    pub fn version(&mut self, key: &[u8]) -> KeyVersion {
+        // a key a tag or prefix invalidation killed reads as absent here
+        let cas = self.lookup(key).map_or(0, |e| e.cas());
+        let (_, shard, _) = self.shard(key);
+        KeyVersion {
+            cas,
+            meta_changes: if cas == 0 { 0 } else { shard.meta_changes() },
+        }
     }
 
     /// True when `key` holds a live value. Not an access (Redis's EXISTS

@@ -31,6 +31,10 @@ pub(crate) struct Shard {
     /// Tagged entries that left the table, with their key hashes, whose
     /// tags' registry has not been told yet (`Engine::settle`).
     pub(crate) departed: Vec<(u64, Entry)>,
+    /// Bumped by every metadata-only change ([`Shard::update_meta`]: an
+    /// expiry set or cleared keeps the CAS), so a WATCH that remembered a
+    /// key's CAS also sees those changes (`Txn::version`).
+    meta_changes: u64,
 }
 
 fn hash_of(state: &RandomState, key: &[u8]) -> u64 {
@@ -426,6 +430,7 @@ impl Shard {
     pub(crate) fn clear(&mut self) {
         *self = Shard {
             epoch: self.epoch.wrapping_add(1),
+            meta_changes: self.meta_changes,
             ..Shard::default()
         };
     }
@@ -437,6 +442,12 @@ impl Shard {
                 f(e);
             }
         }
+    }
+
+    /// How many metadata-only changes this shard has seen (see
+    /// `meta_changes`).
+    pub(crate) fn meta_changes(&self) -> u64 {
+        self.meta_changes
     }
 
     /// Rebuilds the entry for `key` with new metadata, keeping key, value,
@@ -452,6 +463,7 @@ impl Shard {
             return false;
         };
         let new_meta = meta(old.meta());
+        self.meta_changes = self.meta_changes.wrapping_add(1);
         // the same value with new metadata: not an access of its own, and
         // still fetched; the same tags (the registry sees no change)
         let rebuilt = if old.has_extras() {

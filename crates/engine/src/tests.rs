@@ -1133,3 +1133,79 @@ fn policy_names_round_trip_and_lfu_is_not_one() {
     assert_eq!(EvictionPolicy::from_name("allkeys-lfu"), None);
     assert_eq!(EvictionPolicy::default(), EvictionPolicy::NoEviction);
 }
+
+#[test]
+fn version_changes_with_every_kind_of_change_and_not_with_reads() {
+    let e = engine();
+    let v = |k: &[u8], now| e.txn(0, &[k], now).version(k);
+    let absent = v(b"k", 1000);
+    assert_eq!(absent, v(b"other", 1000), "absent keys share one version");
+    e.txn(0, &[b"k"], 1000).set(b"k", &[b"1"], 0, None);
+    let set = v(b"k", 1000);
+    assert_ne!(set, absent);
+    e.txn(0, &[b"k"], 1000).get(b"k");
+    assert_eq!(v(b"k", 1000), set, "a read is not a change");
+    e.txn(0, &[b"k"], 1000).set(b"k", &[b"1"], 0, None);
+    let same_value = v(b"k", 1000);
+    assert_ne!(same_value, set, "the same value written again is a change");
+    e.txn(0, &[b"k"], 1000).set_expiry(b"k", Some(5000));
+    let ttl = v(b"k", 1000);
+    assert_ne!(
+        ttl, same_value,
+        "a TTL keeps the CAS but changes the version"
+    );
+    e.txn(0, &[b"k"], 1000).set_expiry(b"k", None);
+    assert_ne!(v(b"k", 1000), ttl, "so does clearing it");
+    e.txn(0, &[b"k"], 1000)
+        .rewrite(b"k", 2, |_, d| d.copy_from_slice(b"22"));
+    let rewritten = v(b"k", 1000);
+    e.txn(0, &[b"k"], 1000).set_expiry(b"k", Some(2000));
+    assert_eq!(v(b"k", 3000), absent, "an expired key reads as absent");
+    e.txn(0, &[b"k"], 1000).set(b"k", &[b"1"], 0, None);
+    assert_ne!(v(b"k", 1000), rewritten);
+    e.flush_all();
+    assert_eq!(v(b"k", 1000), absent, "a flush removes it");
+}
+
+#[test]
+fn an_exclusive_section_keeps_other_threads_out_and_lets_its_own_thread_in() {
+    let e = Arc::new(engine());
+    let section = e.exclusive();
+    // this thread's own transactions (and nested ones) run inside it
+    {
+        let mut a = e.txn(0, &[b"a"], 1000);
+        a.set(b"a", &[b"1"], 0, None);
+        let mut b = e.txn(1, &[b"b", b"c"], 1000);
+        b.set(b"b", &[b"1"], 0, None);
+    }
+    e.flush_db(1);
+    // every walk and count works inside it too
+    assert_eq!(e.dbsize(0), 1);
+    let mut keys = Vec::new();
+    e.for_each_key(0, 1000, |k| keys.push(k.to_vec()));
+    assert_eq!(keys, [b"a".to_vec()]);
+    assert_eq!(e.random_key(0, 1000), Some(b"a".to_vec()));
+    assert_eq!(e.scan(0, 0, 10, 1000, |_, _| {}), 0);
+    assert!(e.memory().entries > 0);
+    e.expire_cycle(1000, 10);
+    let other = {
+        let e = e.clone();
+        std::thread::spawn(move || {
+            e.txn(0, &[b"a"], 1000).set(b"a", &[b"2"], 0, None);
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(
+        e.txn(0, &[b"a"], 1000).get(b"a").unwrap().value,
+        b"1",
+        "the other thread waits"
+    );
+    drop(section);
+    other.join().unwrap();
+    assert_eq!(e.txn(0, &[b"a"], 1000).get(b"a").unwrap().value, b"2");
+    // the thread locks shards itself again, and can open another section
+    let t = e.txn(0, &[b"a"], 1000);
+    drop(t);
+    drop(e.exclusive());
+    assert_eq!(e.db_memory(0).entries, e.memory().entries);
+}
