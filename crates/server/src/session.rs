@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use magpie_engine::KeyVersion;
 use magpie_protocol::resp::Proto;
 
 use crate::acl::{Acl, AclSession};
@@ -21,6 +22,37 @@ pub struct LocalCounters {
     pub hits: u64,
     /// Reads that found nothing.
     pub misses: u64,
+}
+
+/// A key WATCH remembers: where it lives and the version it had.
+pub struct Watched {
+    /// The database selected when it was watched.
+    pub db: usize,
+    /// The key.
+    pub key: Vec<u8>,
+    /// Its version then ([`magpie_engine::Txn::version`]).
+    pub version: KeyVersion,
+}
+
+/// MULTI/EXEC state: the queue while in MULTI and the watched keys.
+#[derive(Default)]
+pub struct Transaction {
+    /// Some while in MULTI: every queued command's arguments.
+    pub queued: Option<Vec<Vec<Vec<u8>>>>,
+    /// A command was refused while queueing: EXEC answers EXECABORT.
+    pub dirty: bool,
+    /// Keys whose change makes EXEC answer a null array.
+    pub watched: Vec<Watched>,
+}
+
+impl Transaction {
+    /// Marks the transaction failed when in MULTI (a queued command was
+    /// refused).
+    pub fn flag(&mut self) {
+        if self.queued.is_some() {
+            self.dirty = true;
+        }
+    }
 }
 
 /// One client's state on the Redis side.
@@ -48,6 +80,8 @@ pub struct Session {
     /// Channels, patterns and shard channels subscribed to, and the queue
     /// their messages arrive in.
     pub pubsub: ClientSubs,
+    /// MULTI's queue and WATCH's keys.
+    pub multi: Transaction,
 }
 
 impl Session {
@@ -65,6 +99,7 @@ impl Session {
             counters: LocalCounters::default(),
             last_index: None,
             pubsub: ClientSubs::default(),
+            multi: Transaction::default(),
         }
     }
 

@@ -34,6 +34,7 @@ pub mod sets;
 pub mod slowlog;
 pub mod strings;
 pub mod tags;
+pub mod transactions;
 
 /// Every command magpie serves over RESP, family by family.
 const FAMILIES: &[&[CommandSpec]] = &[
@@ -52,6 +53,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     slowlog::COMMANDS,
     tags::COMMANDS,
     acl::COMMANDS,
+    transactions::COMMANDS,
 ];
 
 /// The subcommand table of a container command (empty for the others).
@@ -115,12 +117,26 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     let name = args.get(0);
     let Some((spec, index, gates)) = ctx.commands.lookup_gated(name) else {
         unknown_command(ctx, args);
+        ctx.session.multi.flag();
         return;
     };
-    let reject = |ctx: &mut Ctx<'_, '_>| ctx.shared.command_stats.reject(Door::Resp, index);
+    // a refusal also fails the transaction when in MULTI
+    let reject = |ctx: &mut Ctx<'_, '_>| {
+        ctx.session.multi.flag();
+        ctx.shared.command_stats.reject(Door::Resp, index)
+    };
     // Redis checks the argument count before authentication
     if !spec.arity_ok(args.len()) {
-        ctx.wrong_args(spec.name);
+        // Redis answers a malformed EXEC this way in or out of MULTI
+        if spec.name == "exec" {
+            ctx.out.error(&format!(
+                "EXECABORT Transaction discarded because of: wrong number of arguments for '{}' command",
+                spec.name
+            ));
+            ctx.session.multi = Default::default();
+        } else {
+            ctx.wrong_args(spec.name);
+        }
         reject(ctx);
         return;
     }
@@ -149,6 +165,16 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
             reject(ctx);
             return;
         }
+    }
+    if ctx.session.multi.queued.is_some() && transactions::queues(spec) {
+        if let Some(err) = transactions::refused_in_multi(spec) {
+            ctx.out.error(err);
+            reject(ctx);
+            return;
+        }
+        ctx.session.ran(spec.name, Some(index));
+        transactions::queue(ctx, args);
+        return;
     }
     ctx.session.ran(spec.name, Some(index));
     (spec.handler)(ctx, args);

@@ -134,9 +134,11 @@ pub const ARGUMENTS: &[(&str, &[Arg])] = &[
     ("del", &[
         a("key", Key).key_spec(0).multiple(),
     ]),
+    ("discard", &[]),
     ("echo", &[
         a("message", Str),
     ]),
+    ("exec", &[]),
     ("exists", &[
         a("key", Key).key_spec(0).multiple(),
     ]),
@@ -317,6 +319,7 @@ pub const ARGUMENTS: &[(&str, &[Arg])] = &[
             a("value", Str),
         ]),
     ]),
+    ("multi", &[]),
     ("object", &[]),
     ("object|encoding", &[
         a("key", Key).key_spec(0),
@@ -557,5 +560,9 @@ pub const ARGUMENTS: &[(&str, &[Arg])] = &[
     ]),
     ("unsubscribe", &[
         a("channel", Str).optional().multiple(),
+    ]),
+    ("unwatch", &[]),
+    ("watch", &[
+        a("key", Key).key_spec(0).multiple(),
     ]),
 ];
