@@ -73,7 +73,7 @@ fn dump(e: &Engine) -> BTreeMap<(usize, Vec<u8>), Dumped> {
 #[test]
 fn hashes_and_sets_report_their_kind_and_encoding() {
     let e = engine();
-    let mut t = e.txn(0, &[&b"h"[..], b"s", b"i", b"str"], 1);
+    let mut t = e.txn(0, &[&b"h"[..], b"s", b"i", b"str", b"nope"], 1);
     assert_eq!(
         t.hash_put(b"h", &[(b"f", b"v"), (b"g", b"w"), (b"f", b"x")]),
         Ok(2)
