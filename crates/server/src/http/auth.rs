@@ -193,7 +193,7 @@ fn permitted(
     let Some(index) = catalog.index(cmd) else {
         return Ok(());
     };
-    let decoded = key.map(|k| super::keys::percent_decode(k.as_bytes()));
+    let decoded = key.map(|k| super::query::percent_decode(k.as_bytes()));
     let mut args: Vec<&[u8]> = vec![cmd.as_bytes()];
     match &decoded {
         // a malformed key is the handler's 400; nothing is touched

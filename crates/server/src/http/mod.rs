@@ -16,6 +16,7 @@ pub mod errors;
 pub mod keys;
 pub mod log;
 pub mod openapi;
+pub mod query;
 pub mod stats;
 pub mod tags;
 

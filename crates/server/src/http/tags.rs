@@ -18,7 +18,7 @@ use magpie_engine::{now_ms, TagError};
 use serde_json::json;
 
 use super::errors::ApiError;
-use super::keys::{parse_query, percent_decode, query_flag, query_get};
+use super::query::{parse_query, percent_decode, query_flag, query_get};
 use super::HttpState;
 
 /// The header HTTP caches name surrogate keys (tags) with.

@@ -326,7 +326,7 @@ fn permitted(ctx: &mut Ctx<'_, '_>, index: u16, args: Args<'_>) -> bool {
 
 /// Adds an ACL LOG entry for this connection.
 pub fn log_refusal(ctx: &mut Ctx<'_, '_>, reason: Reason, object: String, username: String) {
-    let client_info = super::connection::client_info_line(ctx);
+    let client_info = super::client_line::client_info_line(ctx);
     ctx.shared.acl.log.lock().add(LogEntry {
         count: 1,
         reason,

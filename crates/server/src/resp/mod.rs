@@ -15,6 +15,7 @@ use handler::{is, refusal, sanitize, CommandSpec, CommandTable};
 pub use handler::{proto_version, Ctx};
 
 pub mod acl;
+pub mod client_line;
 pub mod command;
 pub mod command_docs;
 pub mod config;
