@@ -252,7 +252,17 @@ fn lowering_the_limit_with_config_set_applies_to_the_next_message() {
         "+OK\r\n"
     );
     publisher.cmd_str(&["PUBLISH", "c", &payload]);
-    assert_eq!(publisher.cmd_str(&["PUBLISH", "c", "x"]), ":0\r\n");
+    // that message went over the new limit: the subscriber is closed, and
+    // its subscription goes once its connection task has ended (a moment
+    // later, on another thread)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while publisher.cmd_str(&["PUBLISH", "c", "x"]) != ":0\r\n" {
+        assert!(
+            Instant::now() < deadline,
+            "the subscriber is still subscribed 5 s after passing the limit"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_closed_by_server(sub);
 }
 
