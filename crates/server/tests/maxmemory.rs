@@ -110,9 +110,14 @@ fn allkeys_lru_keeps_the_keyspace_under_the_limit_and_the_recent_keys() {
     let missing: Vec<usize> = (0..5_000)
         .filter(|i| c.cmd_str(&["EXISTS", &format!("new:{i}")]) != ":1\r\n")
         .collect();
+    // samples come from one shard at a time, so a shard that has run out
+    // of old keys can give up a new one: CI saw 1 and 4 of the 5,000 go.
+    // Random eviction would take about 1,700 of them; 50 (1%) still tells
+    // LRU from no LRU (see the engine's many-shard LRU test)
     assert!(
-        missing.is_empty(),
-        "recently written keys evicted: {missing:?}"
+        missing.len() <= 50,
+        "{} recently written keys evicted: {missing:?}",
+        missing.len()
     );
     let i = info(&mut c);
     assert_eq!(i["maxmemory"], "1048576");
