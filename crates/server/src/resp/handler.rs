@@ -398,6 +398,15 @@ pub struct ScanOptions<'a> {
     pub pattern: Option<&'a [u8]>,
 }
 
+/// The reply of HSCAN and SSCAN on a missing key: cursor 0 and no
+/// elements, counted as a miss.
+pub fn empty_scan(ctx: &mut Ctx<'_, '_>) {
+    ctx.count_read(false);
+    ctx.out.array(2);
+    ctx.out.bulk(b"0");
+    ctx.out.array(0);
+}
+
 /// Parses `[MATCH pattern] [COUNT count]` from `args[from..]` as Redis's
 /// `scanGenericCommand` does for a key's collection: a COUNT that is not an
 /// integer is that error, below 1 or any other option (TYPE included) a

@@ -11,7 +11,9 @@ use magpie_engine::{Hash, Txn};
 use magpie_protocol::int::parse_i64;
 use magpie_protocol::resp::{Args, Proto};
 
-use super::handler::{int_arg, is, parse_cursor, scan_options, CommandSpec, Ctx, WRONGTYPE};
+use super::handler::{
+    empty_scan, int_arg, is, parse_cursor, scan_options, CommandSpec, Ctx, WRONGTYPE,
+};
 use super::strings::long_double::LongDouble;
 
 const fn spec(
@@ -460,10 +462,7 @@ fn hscan(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     };
     let Some(h) = h else {
         drop(txn);
-        ctx.count_read(false);
-        ctx.out.array(2);
-        ctx.out.bulk(b"0");
-        ctx.out.array(0);
+        empty_scan(ctx);
         return;
     };
     let Some(opts) = scan_options(ctx, &args, 3) else {

@@ -13,7 +13,7 @@
 use magpie_engine::{Set, Txn, TypeLimits, WrongType};
 use magpie_protocol::resp::Args;
 
-use super::handler::{is, parse_cursor, scan_options, CommandSpec, Ctx, WRONGTYPE};
+use super::handler::{empty_scan, is, parse_cursor, scan_options, CommandSpec, Ctx, WRONGTYPE};
 use super::hashes::{distinct, range_count};
 
 const fn spec(
@@ -512,10 +512,7 @@ fn sscan(ctx: &mut Ctx<'_, '_>, args: Args<'_>) {
     };
     let Some(s) = s else {
         drop(txn);
-        ctx.count_read(false);
-        ctx.out.array(2);
-        ctx.out.bulk(b"0");
-        ctx.out.array(0);
+        empty_scan(ctx);
         return;
     };
     let Some(opts) = scan_options(ctx, &args, 3) else {
